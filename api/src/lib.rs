@@ -1,0 +1,36 @@
+//! The paas resource model: Knative-compatible `serving.knative.dev/v1` types, their
+//! defaults and validation, and manifest parsing. No I/O lives here, so every rule is
+//! tested from values alone.
+
+pub mod condition;
+pub mod manifest;
+pub mod meta;
+pub mod names;
+pub mod object;
+pub mod serving;
+pub mod validation;
+
+pub use condition::{Condition, ConditionStatus, Conditions};
+pub use manifest::{parse_manifests, Manifest, ManifestError};
+pub use meta::ObjectMeta;
+pub use object::{Object, Resource, TypeMeta};
+pub use serving::{
+    Configuration, Container, Revision, RevisionSpec, RevisionTemplate, Route, Service,
+    TrafficTarget,
+};
+pub use validation::{FieldError, Warning};
+
+/// Labels and annotations paas reads and writes, in Knative's own keys.
+pub mod keys {
+    pub const SERVICE_LABEL: &str = "serving.knative.dev/service";
+    pub const CONFIGURATION_LABEL: &str = "serving.knative.dev/configuration";
+    pub const CONFIGURATION_GENERATION_LABEL: &str = "serving.knative.dev/configurationGeneration";
+    pub const REVISION_LABEL: &str = "serving.knative.dev/revision";
+    pub const ROUTE_LABEL: &str = "serving.knative.dev/route";
+    pub const MIN_SCALE: &str = "autoscaling.knative.dev/min-scale";
+    pub const MAX_SCALE: &str = "autoscaling.knative.dev/max-scale";
+    pub const INITIAL_SCALE: &str = "autoscaling.knative.dev/initial-scale";
+}
+
+/// The namespace used when a manifest or command names none.
+pub const DEFAULT_NAMESPACE: &str = "default";
