@@ -1,0 +1,295 @@
+//! Replicas as Docker containers, through the Engine API on its unix socket.
+//!
+//! Images must exist locally (paas never pulls). The container port is published on
+//! 127.0.0.1 with an ephemeral host port. Labels carry the owning installation,
+//! namespace, service and revision, so a restarted `paas up` finds its containers.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use http::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::docker_api::{demux_logs, engine_message, query_escape, DockerApi};
+use crate::{labels, Error, Replica, ReplicaSpec, ReplicaState, Result, Runtime};
+
+pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+
+#[derive(Debug)]
+pub struct DockerRuntime {
+    api: DockerApi,
+    instance: String,
+}
+
+impl DockerRuntime {
+    /// Connects to the engine at `socket`; `instance` labels every container this
+    /// installation starts, so two data directories never touch each other's.
+    pub async fn connect(socket: PathBuf, instance: String) -> Result<Arc<Self>> {
+        let api = DockerApi::connect(socket).await?;
+        Ok(Arc::new(Self { api, instance }))
+    }
+
+    fn container_name(spec: &ReplicaSpec) -> String {
+        let suffix = &uuid::Uuid::new_v4().simple().to_string()[..6];
+        format!("paas-{}-{}-{suffix}", spec.namespace, spec.revision)
+    }
+
+    /// Removes every container of this installation; called when `paas up` stops.
+    pub async fn remove_all(&self) {
+        if let Ok(all) = self.list().await {
+            for r in all {
+                let _ = self.remove(&r.id).await;
+            }
+        }
+    }
+
+    async fn remove(&self, id: &str) -> Result<()> {
+        let (status, body) = self
+            .api
+            .call(Method::DELETE, &format!("/containers/{id}?force=true&v=true"), None)
+            .await?;
+        if status.is_success() || status == StatusCode::NOT_FOUND {
+            Ok(())
+        } else {
+            Err(Error::Docker {
+                what: format!("removing container {id}"),
+                status: status.as_u16(),
+                message: engine_message(&body),
+            })
+        }
+    }
+
+    async fn host_port(&self, id: &str, port: u16) -> Result<Option<u16>> {
+        let info: Inspect = self
+            .api
+            .json(Method::GET, &format!("/containers/{id}/json"), None)
+            .await?;
+        Ok(info
+            .network_settings
+            .ports
+            .get(&format!("{port}/tcp"))
+            .and_then(|b| b.as_ref())
+            .and_then(|b| b.iter().find_map(|b| b.host_port.parse().ok())))
+    }
+}
+
+#[derive(Deserialize)]
+struct Inspect {
+    #[serde(rename = "NetworkSettings")]
+    network_settings: NetworkSettings,
+}
+
+#[derive(Deserialize)]
+struct NetworkSettings {
+    #[serde(rename = "Ports", default)]
+    ports: HashMap<String, Option<Vec<PortBinding>>>,
+}
+
+#[derive(Deserialize)]
+struct PortBinding {
+    #[serde(rename = "HostPort", default)]
+    host_port: String,
+}
+
+#[derive(Deserialize)]
+struct Summary {
+    #[serde(rename = "Id")]
+    id: String,
+    #[serde(rename = "State", default)]
+    state: String,
+    #[serde(rename = "Status", default)]
+    status: String,
+    #[serde(rename = "Labels", default)]
+    labels: HashMap<String, String>,
+    #[serde(rename = "Ports", default)]
+    ports: Vec<SummaryPort>,
+}
+
+#[derive(Deserialize)]
+struct SummaryPort {
+    #[serde(rename = "IP", default)]
+    ip: String,
+    #[serde(rename = "PublicPort", default)]
+    public_port: Option<u16>,
+}
+
+/// "Exited (3) 2 seconds ago" → 3.
+fn exit_code(status: &str) -> Option<i64> {
+    let start = status.find('(')? + 1;
+    let end = status[start..].find(')')? + start;
+    status[start..end].parse().ok()
+}
+
+#[async_trait]
+impl Runtime for DockerRuntime {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    fn check(&self, spec: &ReplicaSpec) -> Result<()> {
+        if spec.image.is_none() {
+            return Err(Error::Unsupported {
+                runtime: "docker",
+                what: format!(
+                    "an image for {}: set containers[0].image (paas deploy --image), or run paas up --runtime process for commands",
+                    spec.revision
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    async fn start(&self, spec: &ReplicaSpec) -> Result<Replica> {
+        self.check(spec)?;
+        let image = spec.image.clone().unwrap_or_default();
+        let port_key = format!("{}/tcp", spec.port);
+        let env: Vec<String> = spec
+            .environment(spec.port)
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let mut body = json!({
+            "Image": image,
+            "Env": env,
+            "Labels": {
+                labels::MANAGED: "true",
+                labels::INSTANCE: self.instance,
+                labels::NAMESPACE: spec.namespace,
+                labels::SERVICE_LABEL: spec.service,
+                labels::CONFIGURATION_LABEL: spec.configuration,
+                labels::REVISION_LABEL: spec.revision,
+                labels::REVISION_UID: spec.revision_uid,
+            },
+            "ExposedPorts": { port_key.clone(): {} },
+            "HostConfig": {
+                "PortBindings": { port_key: [{ "HostIp": "127.0.0.1", "HostPort": "" }] },
+            },
+        });
+        // Knative maps command to the entrypoint and args to the command.
+        if !spec.command.is_empty() {
+            body["Entrypoint"] = json!(spec.command);
+        }
+        if !spec.args.is_empty() {
+            body["Cmd"] = json!(spec.args);
+        }
+        let name = Self::container_name(spec);
+        let path = format!("/containers/create?name={}", query_escape(&name));
+        let (status, bytes) = self.api.call(Method::POST, &path, Some(body)).await?;
+        if status == StatusCode::NOT_FOUND {
+            return Err(Error::ImageNotFound { image });
+        }
+        if !status.is_success() {
+            return Err(Error::Docker {
+                what: format!("creating a container of {image}"),
+                status: status.as_u16(),
+                message: engine_message(&bytes),
+            });
+        }
+        #[derive(Deserialize)]
+        struct Created {
+            #[serde(rename = "Id")]
+            id: String,
+        }
+        let created: Created = serde_json::from_slice(&bytes).map_err(|source| Error::DockerDecode {
+            what: "container create".into(),
+            source,
+        })?;
+        let id = created.id;
+        let started = async {
+            self.api
+                .ok(Method::POST, &format!("/containers/{id}/start"), None)
+                .await?;
+            self.host_port(&id, spec.port).await
+        }
+        .await;
+        let host_port = match started {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = self.remove(&id).await;
+                return Err(e);
+            }
+        };
+        tracing::debug!(container = %crate::short(&id), ?host_port, revision = %spec.revision, "container started");
+        Ok(Replica {
+            id,
+            namespace: spec.namespace.clone(),
+            revision: spec.revision.clone(),
+            revision_uid: spec.revision_uid.clone(),
+            address: host_port.map(|p| SocketAddr::from((Ipv4Addr::LOCALHOST, p))),
+            state: ReplicaState::Running,
+        })
+    }
+
+    async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
+        let secs = grace.as_secs().max(1);
+        let (status, body) = self
+            .api
+            .call(Method::POST, &format!("/containers/{id}/stop?t={secs}"), None)
+            .await?;
+        if !(status.is_success() || status == StatusCode::NOT_MODIFIED || status == StatusCode::NOT_FOUND) {
+            tracing::warn!(container = %crate::short(id), status = status.as_u16(), message = %engine_message(&body), "stopping a container failed; removing it by force");
+        }
+        self.remove(id).await
+    }
+
+    async fn list(&self) -> Result<Vec<Replica>> {
+        let filters = json!({ "label": [format!("{}={}", labels::INSTANCE, self.instance)] }).to_string();
+        let path = format!("/containers/json?all=true&filters={}", query_escape(&filters));
+        let all: Vec<Summary> = self.api.json(Method::GET, &path, None).await?;
+        Ok(all
+            .into_iter()
+            .map(|c| {
+                let state = match c.state.as_str() {
+                    "running" => ReplicaState::Running,
+                    "created" | "restarting" => ReplicaState::Created,
+                    _ => ReplicaState::Exited {
+                        code: exit_code(&c.status),
+                    },
+                };
+                let address = c
+                    .ports
+                    .iter()
+                    .find(|p| p.ip == "127.0.0.1" && p.public_port.is_some())
+                    .and_then(|p| p.public_port)
+                    .map(|p| SocketAddr::from((Ipv4Addr::LOCALHOST, p)));
+                let label = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
+                Replica {
+                    namespace: label(labels::NAMESPACE),
+                    revision: label(labels::REVISION_LABEL),
+                    revision_uid: label(labels::REVISION_UID),
+                    id: c.id,
+                    address,
+                    state,
+                }
+            })
+            .collect())
+    }
+
+    async fn logs(&self, id: &str, tail: usize) -> Result<Vec<String>> {
+        let raw = self
+            .api
+            .ok(
+                Method::GET,
+                &format!("/containers/{id}/logs?stdout=true&stderr=true&tail={tail}"),
+                None,
+            )
+            .await?;
+        Ok(demux_logs(&raw).lines().map(str::to_owned).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_are_read_from_the_status() {
+        assert_eq!(exit_code("Exited (137) 3 seconds ago"), Some(137));
+        assert_eq!(exit_code("Up 2 minutes"), None);
+    }
+}

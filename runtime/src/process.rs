@@ -1,0 +1,381 @@
+//! Replicas as local child processes: fast to start, no Docker needed. Each replica runs
+//! in its own process group, so stopping it stops whatever it spawned; a record per
+//! replica in the data directory lets a restarted `paas up` kill what a crashed one left.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+use tokio::process::{Child, Command};
+
+use crate::{Error, Replica, ReplicaSpec, ReplicaState, Result, Runtime};
+
+#[derive(Debug)]
+pub struct ProcessRuntime {
+    dir: PathBuf,
+    children: Mutex<HashMap<String, Running>>,
+}
+
+#[derive(Debug)]
+struct Running {
+    record: Record,
+    child: Child,
+    exit: Option<Option<i64>>,
+}
+
+/// What survives a crash of `paas up`: enough to find and kill the process group.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Record {
+    id: String,
+    pid: u32,
+    /// argv[0], compared with /proc/PID/cmdline so a reused pid is never killed.
+    program: String,
+    namespace: String,
+    revision: String,
+    revision_uid: String,
+    port: u16,
+}
+
+impl ProcessRuntime {
+    /// Uses `data_dir/replicas` for records and logs, and kills the replicas that a
+    /// previous run left behind.
+    pub fn new(data_dir: &Path) -> Result<Arc<Self>> {
+        let dir = data_dir.join("replicas");
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+            what: "creating",
+            path: dir.clone(),
+            source,
+        })?;
+        let rt = Self {
+            dir,
+            children: Mutex::new(HashMap::new()),
+        };
+        rt.kill_orphans();
+        Ok(Arc::new(rt))
+    }
+
+    fn record_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.json"))
+    }
+
+    fn log_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.log"))
+    }
+
+    fn kill_orphans(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let record: Option<Record> = std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            if let Some(r) = record {
+                if process_runs(r.pid, &r.program) {
+                    tracing::info!(replica = %r.id, pid = r.pid, "killing a replica left by a previous run");
+                    let _ = killpg(Pid::from_raw(r.pid as i32), Signal::SIGKILL);
+                }
+                let _ = std::fs::remove_file(self.log_path(&r.id));
+            }
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+
+    /// Kill every replica; called when `paas up` stops.
+    pub fn kill_all(&self) {
+        let mut children = lock(&self.children);
+        for (id, running) in children.drain() {
+            let _ = killpg(Pid::from_raw(running.record.pid as i32), Signal::SIGKILL);
+            let _ = std::fs::remove_file(self.record_path(&id));
+            let _ = std::fs::remove_file(self.log_path(&id));
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding this lock leaves a consistent map; keep going.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn process_runs(pid: u32, program: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .ok()
+        .and_then(|c| c.split(|b| *b == 0).next().map(|a| a.to_vec()))
+        .is_some_and(|argv0| argv0 == program.as_bytes())
+}
+
+/// An unused port on the loopback address. The port is released before the replica
+/// binds it; the window is small and a clash shows up as a replica that exits.
+fn free_port() -> Result<u16> {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|source| Error::Io {
+        what: "binding",
+        path: "127.0.0.1:0".into(),
+        source,
+    })?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|source| Error::Io {
+            what: "binding",
+            path: "127.0.0.1:0".into(),
+            source,
+        })
+}
+
+#[async_trait]
+impl Runtime for ProcessRuntime {
+    fn name(&self) -> &'static str {
+        "process"
+    }
+
+    fn check(&self, spec: &ReplicaSpec) -> Result<()> {
+        if spec.command.is_empty() {
+            return Err(Error::Unsupported {
+                runtime: "process",
+                what: format!(
+                    "a command for {}: set containers[0].command (paas deploy --cmd), or run paas up --runtime docker for images",
+                    spec.revision
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    async fn start(&self, spec: &ReplicaSpec) -> Result<Replica> {
+        self.check(spec)?;
+        let id = format!("p-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let port = free_port()?;
+        let log_path = self.log_path(&id);
+        let log = std::fs::File::create(&log_path).map_err(|source| Error::Io {
+            what: "creating",
+            path: log_path.clone(),
+            source,
+        })?;
+        let log_err = log.try_clone().map_err(|source| Error::Io {
+            what: "opening",
+            path: log_path.clone(),
+            source,
+        })?;
+        let program = spec.command[0].clone();
+        let mut cmd = Command::new(&program);
+        cmd.args(&spec.command[1..])
+            .args(&spec.args)
+            .envs(spec.environment(port))
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .process_group(0);
+        let child = cmd.spawn().map_err(|source| Error::Spawn {
+            command: spec.command.join(" "),
+            source,
+        })?;
+        let pid = child.id().ok_or_else(|| Error::Spawn {
+            command: program.clone(),
+            source: std::io::Error::other("exited at once"),
+        })?;
+        // /proc shows argv[0] as given; resolve it the way the record will be compared.
+        let record = Record {
+            id: id.clone(),
+            pid,
+            program: std::fs::read(format!("/proc/{pid}/cmdline"))
+                .ok()
+                .and_then(|c| c.split(|b| *b == 0).next().map(|a| String::from_utf8_lossy(a).into_owned()))
+                .unwrap_or(program),
+            namespace: spec.namespace.clone(),
+            revision: spec.revision.clone(),
+            revision_uid: spec.revision_uid.clone(),
+            port,
+        };
+        let path = self.record_path(&id);
+        let bytes = serde_json::to_vec(&record).map_err(|e| Error::Io {
+            what: "writing",
+            path: path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        std::fs::write(&path, bytes).map_err(|source| Error::Io {
+            what: "writing",
+            path,
+            source,
+        })?;
+        tracing::debug!(replica = %id, pid, port, revision = %spec.revision, "process replica started");
+        let replica = to_replica(&record, ReplicaState::Running);
+        lock(&self.children).insert(
+            id,
+            Running {
+                record,
+                child,
+                exit: None,
+            },
+        );
+        Ok(replica)
+    }
+
+    async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
+        let running = lock(&self.children).remove(id);
+        let Some(mut running) = running else {
+            return Err(Error::NoSuchReplica { id: id.to_owned() });
+        };
+        let pgid = Pid::from_raw(running.record.pid as i32);
+        if running.exit.is_none() {
+            let _ = killpg(pgid, Signal::SIGTERM);
+            if tokio::time::timeout(grace, running.child.wait()).await.is_err() {
+                let _ = killpg(pgid, Signal::SIGKILL);
+                let _ = running.child.wait().await;
+            }
+        }
+        // Children of the replica may outlive its main process; the group goes with it.
+        let _ = killpg(pgid, Signal::SIGKILL);
+        let _ = std::fs::remove_file(self.record_path(id));
+        let _ = std::fs::remove_file(self.log_path(id));
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Vec<Replica>> {
+        let mut children = lock(&self.children);
+        Ok(children
+            .values_mut()
+            .map(|r| {
+                if r.exit.is_none() {
+                    if let Ok(Some(status)) = r.child.try_wait() {
+                        r.exit = Some(status.code().map(i64::from));
+                    }
+                }
+                let state = match r.exit {
+                    Some(code) => ReplicaState::Exited { code },
+                    None => ReplicaState::Running,
+                };
+                to_replica(&r.record, state)
+            })
+            .collect())
+    }
+
+    async fn logs(&self, id: &str, tail: usize) -> Result<Vec<String>> {
+        let path = self.log_path(id);
+        let text = tokio::fs::read(&path).await.map_err(|source| Error::Io {
+            what: "reading",
+            path,
+            source,
+        })?;
+        let text = String::from_utf8_lossy(&text);
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        Ok(lines[lines.len().saturating_sub(tail)..].to_vec())
+    }
+}
+
+fn to_replica(r: &Record, state: ReplicaState) -> Replica {
+    Replica {
+        id: r.id.clone(),
+        namespace: r.namespace.clone(),
+        revision: r.revision.clone(),
+        revision_uid: r.revision_uid.clone(),
+        address: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, r.port))),
+        state,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(command: &[&str]) -> ReplicaSpec {
+        ReplicaSpec {
+            namespace: "default".into(),
+            service: "svc".into(),
+            configuration: "svc".into(),
+            revision: "svc-00001".into(),
+            revision_uid: "uid-1".into(),
+            image: None,
+            command: command.iter().map(|s| s.to_string()).collect(),
+            args: vec![],
+            env: vec![("GREETING".into(), "hi".into())],
+            port: 8080,
+        }
+    }
+
+    fn tempdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("paas-runtime-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[tokio::test]
+    async fn a_replica_gets_the_runtime_contract_and_its_logs_are_kept() {
+        let dir = tempdir("contract");
+        let rt = ProcessRuntime::new(&dir).unwrap();
+        let s = spec(&["sh", "-c", "echo $GREETING $PORT $K_SERVICE $K_CONFIGURATION $K_REVISION; exec sleep 30"]);
+        let r = rt.start(&s).await.unwrap();
+        let port = r.address.unwrap().port();
+        let mut lines = vec![];
+        for _ in 0..100 {
+            lines = rt.logs(&r.id, 10).await.unwrap();
+            if !lines.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(lines, vec![format!("hi {port} svc svc svc-00001")]);
+        rt.stop(&r.id, Duration::from_secs(1)).await.unwrap();
+        assert!(rt.list().await.unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn an_exited_replica_is_listed_as_exited() {
+        let dir = tempdir("exit");
+        let rt = ProcessRuntime::new(&dir).unwrap();
+        let r = rt.start(&spec(&["sh", "-c", "exit 3"])).await.unwrap();
+        let mut state = ReplicaState::Running;
+        for _ in 0..200 {
+            state = rt.list().await.unwrap()[0].state;
+            if state != ReplicaState::Running {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(state, ReplicaState::Exited { code: Some(3) });
+        rt.stop(&r.id, Duration::from_secs(1)).await.unwrap();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_restart_kills_what_the_previous_run_left() {
+        let dir = tempdir("orphans");
+        let first = ProcessRuntime::new(&dir).unwrap();
+        let r = first.start(&spec(&["python3", "-m", "http.server", "--bind", "127.0.0.1", "0"])).await.unwrap();
+        let pid = lock(&first.children).get(&r.id).unwrap().record.pid;
+        // Forget the child without killing it, as a crash would.
+        std::mem::forget(lock(&first.children).drain().collect::<Vec<_>>());
+        let _second = ProcessRuntime::new(&dir).unwrap();
+        let mut gone = false;
+        for _ in 0..100 {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // A killed child that nobody reaped is a zombie ('Z').
+            if stat.is_empty() || stat.contains(") Z") {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(gone, "orphan {pid} still runs");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn process_runtime_requires_a_command() {
+        let dir = tempdir("nocmd");
+        let rt = ProcessRuntime::new(&dir).unwrap();
+        let err = rt.check(&spec(&[])).unwrap_err().to_string();
+        assert!(err.contains("--cmd"), "{err}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
