@@ -89,9 +89,21 @@ mod tests {
         let t0 = DateTime::from_timestamp(0, 0).unwrap();
         let t1 = DateTime::from_timestamp(100, 0).unwrap();
         let mut c = Conditions::default();
-        c.set("Ready", ConditionStatus::Unknown, Some("Deploying"), None, t0);
+        c.set(
+            "Ready",
+            ConditionStatus::Unknown,
+            Some("Deploying"),
+            None,
+            t0,
+        );
         let first = c.get("Ready").unwrap().last_transition_time.clone();
-        c.set("Ready", ConditionStatus::Unknown, Some("Deploying"), None, t1);
+        c.set(
+            "Ready",
+            ConditionStatus::Unknown,
+            Some("Deploying"),
+            None,
+            t1,
+        );
         assert_eq!(c.get("Ready").unwrap().last_transition_time, first);
         c.set_true("Ready", t1);
         assert_ne!(c.get("Ready").unwrap().last_transition_time, first);

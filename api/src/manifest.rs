@@ -280,7 +280,10 @@ fn entries(doc: &str) -> Vec<Entry<'_>> {
         }
         let mut col = raw.len() - trimmed.len();
         let mut rest = trimmed;
-        while let Some(after) = rest.strip_prefix("- ").or(if rest == "-" { Some("") } else { None }) {
+        while let Some(after) =
+            rest.strip_prefix("- ")
+                .or(if rest == "-" { Some("") } else { None })
+        {
             out.push(Entry {
                 line: i + 1,
                 col,
@@ -295,7 +298,9 @@ fn entries(doc: &str) -> Vec<Entry<'_>> {
         if rest.is_empty() {
             continue;
         }
-        let key = rest.find(':').map(|c| rest[..c].trim().trim_matches(['"', '\'']));
+        let key = rest
+            .find(':')
+            .map(|c| rest[..c].trim().trim_matches(['"', '\'']));
         out.push(Entry {
             line: i + 1,
             col,
@@ -324,10 +329,14 @@ fn find_key(
         .filter(|&j| !entries[j].dash && entries[j].col as isize > parent_col)
         .map(|j| entries[j].col)
         .min()?;
-    let idx = range
-        .clone()
-        .find(|&j| !entries[j].dash && entries[j].col == child_col && entries[j].key == Some(key))?;
-    Some((idx, child_col, block_end(entries, idx, range.end, child_col)))
+    let idx = range.clone().find(|&j| {
+        !entries[j].dash && entries[j].col == child_col && entries[j].key == Some(key)
+    })?;
+    Some((
+        idx,
+        child_col,
+        block_end(entries, idx, range.end, child_col),
+    ))
 }
 
 fn find_item(
@@ -389,15 +398,33 @@ spec:
     #[test]
     fn locates_nested_fields() {
         assert_eq!(locate(HELLO, "metadata.name"), Some(5));
-        assert_eq!(locate(HELLO, "spec.template.spec.containers[0].image"), Some(12));
-        assert_eq!(locate(HELLO, "spec.template.spec.containers[0].env[0].value"), Some(15));
-        assert_eq!(locate(HELLO, "spec.template.spec.containers[0].ports[0].containerPort"), Some(17));
         assert_eq!(
-            locate(HELLO, "metadata.annotations.autoscaling.knative.dev/min-scale"),
+            locate(HELLO, "spec.template.spec.containers[0].image"),
+            Some(12)
+        );
+        assert_eq!(
+            locate(HELLO, "spec.template.spec.containers[0].env[0].value"),
+            Some(15)
+        );
+        assert_eq!(
+            locate(
+                HELLO,
+                "spec.template.spec.containers[0].ports[0].containerPort"
+            ),
+            Some(17)
+        );
+        assert_eq!(
+            locate(
+                HELLO,
+                "metadata.annotations.autoscaling.knative.dev/min-scale"
+            ),
             Some(7)
         );
         // A missing field points at its nearest present ancestor.
-        assert_eq!(locate(HELLO, "spec.template.spec.containers[0].resources"), Some(12));
+        assert_eq!(
+            locate(HELLO, "spec.template.spec.containers[0].resources"),
+            Some(12)
+        );
     }
 
     #[test]
@@ -406,12 +433,18 @@ spec:
         let err = parse_manifests("hello.yaml", &text).unwrap_err();
         let msg = &err.problems[0];
         assert!(msg.starts_with("hello.yaml:13: "), "{msg}");
-        assert!(msg.contains("spec.template.spec.containers[0].imag: unknown field"), "{msg}");
+        assert!(
+            msg.contains("spec.template.spec.containers[0].imag: unknown field"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn missing_image_points_at_the_container() {
-        let text = HELLO.replace("        - image: paas-samples/hello:latest\n          env:", "        - env:");
+        let text = HELLO.replace(
+            "        - image: paas-samples/hello:latest\n          env:",
+            "        - env:",
+        );
         let err = parse_manifests("svc.yaml", &text).unwrap_err();
         assert_eq!(
             err.problems,
@@ -423,7 +456,10 @@ spec:
     fn invalid_name_is_reported_at_its_line() {
         let text = HELLO.replace("name: hello", "name: Hello_1");
         let err = parse_manifests("svc.yaml", &text).unwrap_err();
-        assert!(err.problems[0].starts_with("svc.yaml:5: metadata.name: "), "{err}");
+        assert!(
+            err.problems[0].starts_with("svc.yaml:5: metadata.name: "),
+            "{err}"
+        );
     }
 
     #[test]
@@ -431,12 +467,18 @@ spec:
         let text = format!("{HELLO}---\n{}", HELLO.replace("name: hello", "name: Bad"));
         let err = parse_manifests("two.yaml", &text).unwrap_err();
         // The second document starts on line 19; its name is its 5th line.
-        assert!(err.problems[0].starts_with("two.yaml:23: metadata.name"), "{err}");
+        assert!(
+            err.problems[0].starts_with("two.yaml:23: metadata.name"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unsupported_field_is_a_warning() {
-        let text = HELLO.replace("          env:", "          resources:\n            limits: {cpu: 1}\n          env:");
+        let text = HELLO.replace(
+            "          env:",
+            "          resources:\n            limits: {cpu: 1}\n          env:",
+        );
         let m = parse_manifests("w.yaml", &text).unwrap();
         assert_eq!(
             m[0].warnings,
@@ -446,7 +488,8 @@ spec:
 
     #[test]
     fn unsupported_kind_is_an_error() {
-        let err = parse_manifests("k.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n").unwrap_err();
+        let err = parse_manifests("k.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n")
+            .unwrap_err();
         assert!(err.problems[0].contains("kind: Pod"));
     }
 

@@ -47,7 +47,9 @@ impl ObjectMeta {
     }
 
     pub fn namespace(&self) -> &str {
-        self.namespace.as_deref().unwrap_or(crate::DEFAULT_NAMESPACE)
+        self.namespace
+            .as_deref()
+            .unwrap_or(crate::DEFAULT_NAMESPACE)
     }
 }
 

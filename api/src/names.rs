@@ -8,7 +8,10 @@ pub fn dns1035_label_problem(name: &str) -> Option<String> {
         return Some("must not be empty".into());
     }
     if name.len() > 63 {
-        return Some(format!("must be at most 63 characters (has {})", name.len()));
+        return Some(format!(
+            "must be at most 63 characters (has {})",
+            name.len()
+        ));
     }
     let bytes = name.as_bytes();
     if !bytes[0].is_ascii_lowercase() {
@@ -34,7 +37,10 @@ pub fn dns1123_label_problem(name: &str) -> Option<String> {
         return Some("must not be empty".into());
     }
     if name.len() > 63 {
-        return Some(format!("must be at most 63 characters (has {})", name.len()));
+        return Some(format!(
+            "must be at most 63 characters (has {})",
+            name.len()
+        ));
     }
     if let Some(bad) = name
         .chars()
@@ -62,7 +68,9 @@ pub fn env_name_problem(name: &str) -> Option<String> {
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
     {
-        return Some(format!("contains {bad:?}: use letters, digits, '_', '-' or '.'"));
+        return Some(format!(
+            "contains {bad:?}: use letters, digits, '_', '-' or '.'"
+        ));
     }
     None
 }
@@ -80,11 +88,15 @@ mod tests {
 
     #[test]
     fn dns1035_rejects_with_the_rule_broken() {
-        assert!(dns1035_label_problem("Hello").unwrap().contains("lower-case letter"));
+        assert!(dns1035_label_problem("Hello")
+            .unwrap()
+            .contains("lower-case letter"));
         assert!(dns1035_label_problem("1abc").unwrap().contains("start"));
         assert!(dns1035_label_problem("ab_c").unwrap().contains("'_'"));
         assert!(dns1035_label_problem("abc-").unwrap().contains("end"));
-        assert!(dns1035_label_problem(&"a".repeat(64)).unwrap().contains("63"));
+        assert!(dns1035_label_problem(&"a".repeat(64))
+            .unwrap()
+            .contains("63"));
         assert!(dns1035_label_problem("").unwrap().contains("empty"));
     }
 

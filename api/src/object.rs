@@ -7,7 +7,9 @@ use crate::meta::ObjectMeta;
 use crate::serving::{Configuration, Revision, Route, Service};
 
 /// A resource kind: its Knative identity and access to its metadata.
-pub trait Object: Serialize + DeserializeOwned + Clone + Send + Sync + std::fmt::Debug + 'static {
+pub trait Object:
+    Serialize + DeserializeOwned + Clone + Send + Sync + std::fmt::Debug + 'static
+{
     const API_VERSION: &'static str;
     const KIND: &'static str;
     /// The lower-case plural used in URLs (`services`).

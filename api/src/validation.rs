@@ -131,7 +131,10 @@ pub fn validate_revision_spec(spec: &RevisionSpec, path: &str, r: &mut Report) {
         }
     }
     for (field, value) in [
-        ("responseStartTimeoutSeconds", &spec.response_start_timeout_seconds),
+        (
+            "responseStartTimeoutSeconds",
+            &spec.response_start_timeout_seconds,
+        ),
         ("idleTimeoutSeconds", &spec.idle_timeout_seconds),
         ("serviceAccountName", &spec.service_account_name),
         ("volumes", &spec.volumes),
@@ -148,7 +151,10 @@ pub fn validate_revision_spec(spec: &RevisionSpec, path: &str, r: &mut Report) {
         ("hostAliases", &spec.host_aliases),
         ("dnsPolicy", &spec.dns_policy),
         ("dnsConfig", &spec.dns_config),
-        ("topologySpreadConstraints", &spec.topology_spread_constraints),
+        (
+            "topologySpreadConstraints",
+            &spec.topology_spread_constraints,
+        ),
     ] {
         r.unsupported(path, field, value);
     }
@@ -182,7 +188,10 @@ fn validate_container(c: &Container, path: &str, r: &mut Report) {
     }
     if let Some(port) = c.ports.first() {
         if port.container_port == Some(0) {
-            r.error(format!("{path}.ports[0].containerPort"), "must be 1 to 65535");
+            r.error(
+                format!("{path}.ports[0].containerPort"),
+                "must be 1 to 65535",
+            );
         }
         if let Some(name) = &port.name {
             if name != "http1" && name != "h2c" {
@@ -328,7 +337,10 @@ mod tests {
         c.resources = Some(serde_json::json!({"limits": {"cpu": "1"}}));
         let r = validate_service(&service("hello", c));
         assert!(r.errors.is_empty());
-        assert_eq!(r.warnings[0].path, "spec.template.spec.containers[0].resources");
+        assert_eq!(
+            r.warnings[0].path,
+            "spec.template.spec.containers[0].resources"
+        );
     }
 
     #[test]
@@ -368,6 +380,8 @@ mod tests {
         let r = validate_service(&svc);
         let paths: Vec<_> = r.errors.iter().map(|e| e.path.as_str()).collect();
         assert!(paths.contains(&"spec.template.spec.containers[0].env[0].name"));
-        assert!(paths.contains(&"spec.template.metadata.annotations.autoscaling.knative.dev/min-scale"));
+        assert!(
+            paths.contains(&"spec.template.metadata.annotations.autoscaling.knative.dev/min-scale")
+        );
     }
 }

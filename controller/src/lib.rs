@@ -1,1 +1,8 @@
-//! paas-controller
+//! The control plane: the store, the reconcilers that turn Services into running
+//! revisions and routes, the fleet that keeps replicas at their counts, and the REST API.
+
+pub mod controller;
+pub mod fleet;
+pub mod reconcile;
+pub mod rest;
+pub mod store;

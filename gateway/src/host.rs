@@ -16,7 +16,10 @@ pub(crate) fn request_host<B>(req: &Request<B>) -> Option<String> {
 
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
-        return host.split(']').next().map_or(host, |h| &host[..h.len() + 1]);
+        return host
+            .split(']')
+            .next()
+            .map_or(host, |h| &host[..h.len() + 1]);
     }
     match host.rsplit_once(':') {
         Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
@@ -34,8 +37,14 @@ mod tests {
 
     #[test]
     fn port_and_case_are_dropped() {
-        assert_eq!(host_of("Hello.Default.localhost:8080").as_deref(), Some("hello.default.localhost"));
-        assert_eq!(host_of("hello.default.localhost.").as_deref(), Some("hello.default.localhost"));
+        assert_eq!(
+            host_of("Hello.Default.localhost:8080").as_deref(),
+            Some("hello.default.localhost")
+        );
+        assert_eq!(
+            host_of("hello.default.localhost.").as_deref(),
+            Some("hello.default.localhost")
+        );
         assert_eq!(host_of("[::1]:8080").as_deref(), Some("[::1]"));
     }
 

@@ -13,5 +13,7 @@ pub mod route_table;
 mod server;
 
 pub use error::ProxyError;
-pub use route_table::{Endpoint, RevisionEndpoints, RevisionKey, Route, RoutingTable, WeightedRevision};
+pub use route_table::{
+    Endpoint, RevisionEndpoints, RevisionKey, Route, RoutingTable, WeightedRevision,
+};
 pub use server::{serve, Gateway};

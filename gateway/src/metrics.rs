@@ -21,7 +21,9 @@ impl GatewayMetrics {
 
     /// Append the gateway's metrics to `out`.
     pub fn render(&self, table: &RoutingTable, out: &mut String) {
-        out.push_str("# HELP paas_gateway_responses_total Responses sent by the gateway, by status class.\n");
+        out.push_str(
+            "# HELP paas_gateway_responses_total Responses sent by the gateway, by status class.\n",
+        );
         out.push_str("# TYPE paas_gateway_responses_total counter\n");
         for (i, c) in self.responses.iter().enumerate() {
             let _ = writeln!(
@@ -55,7 +57,9 @@ impl GatewayMetrics {
                 r.in_flight.load(Ordering::Relaxed)
             );
         }
-        out.push_str("# HELP paas_revision_ready_replicas Replicas of a revision that pass readiness.\n");
+        out.push_str(
+            "# HELP paas_revision_ready_replicas Replicas of a revision that pass readiness.\n",
+        );
         out.push_str("# TYPE paas_revision_ready_replicas gauge\n");
         for r in &revisions {
             let _ = writeln!(

@@ -47,7 +47,11 @@ impl Proxy {
     }
 
     /// The request's journey; failures become answers here and nowhere else.
-    pub(crate) async fn handle(&self, req: Request<Incoming>, client: IpAddr) -> Response<ProxyBody> {
+    pub(crate) async fn handle(
+        &self,
+        req: Request<Incoming>,
+        client: IpAddr,
+    ) -> Response<ProxyBody> {
         let resp = match self.forward(req, client).await {
             Ok(resp) => resp,
             Err(e) => {
@@ -65,7 +69,11 @@ impl Proxy {
         resp
     }
 
-    async fn forward(&self, req: Request<Incoming>, client: IpAddr) -> Result<Response<ProxyBody>, ProxyError> {
+    async fn forward(
+        &self,
+        req: Request<Incoming>,
+        client: IpAddr,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
         let host = request_host(&req).ok_or(ProxyError::NoHost)?;
         let route = self
             .table

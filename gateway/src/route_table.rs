@@ -233,7 +233,10 @@ mod tests {
         let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
         rev.set_ready(&[a]);
-        rev.pick().unwrap().in_flight.fetch_add(3, Ordering::Relaxed);
+        rev.pick()
+            .unwrap()
+            .in_flight
+            .fetch_add(3, Ordering::Relaxed);
         rev.set_ready(&[a, b]);
         let ea = rev.ready().iter().find(|e| e.addr == a).cloned().unwrap();
         assert_eq!(ea.in_flight.load(Ordering::Relaxed), 3);
@@ -247,8 +250,14 @@ mod tests {
         let route = Route::new(
             "default/a".into(),
             vec![
-                WeightedRevision { percent: 90, revision: a },
-                WeightedRevision { percent: 10, revision: b },
+                WeightedRevision {
+                    percent: 90,
+                    revision: a,
+                },
+                WeightedRevision {
+                    percent: 10,
+                    revision: b,
+                },
             ],
         );
         let to_b = (0..10_000)

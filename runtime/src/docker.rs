@@ -51,7 +51,11 @@ impl DockerRuntime {
     async fn remove(&self, id: &str) -> Result<()> {
         let (status, body) = self
             .api
-            .call(Method::DELETE, &format!("/containers/{id}?force=true&v=true"), None)
+            .call(
+                Method::DELETE,
+                &format!("/containers/{id}?force=true&v=true"),
+                None,
+            )
             .await?;
         if status.is_success() || status == StatusCode::NOT_FOUND {
             Ok(())
@@ -167,6 +171,8 @@ impl Runtime for DockerRuntime {
             },
             "ExposedPorts": { port_key.clone(): {} },
             "HostConfig": {
+                // An init as PID 1 forwards SIGTERM, which most apps never handle as PID 1.
+                "Init": true,
                 "PortBindings": { port_key: [{ "HostIp": "127.0.0.1", "HostPort": "" }] },
             },
         });
@@ -195,10 +201,11 @@ impl Runtime for DockerRuntime {
             #[serde(rename = "Id")]
             id: String,
         }
-        let created: Created = serde_json::from_slice(&bytes).map_err(|source| Error::DockerDecode {
-            what: "container create".into(),
-            source,
-        })?;
+        let created: Created =
+            serde_json::from_slice(&bytes).map_err(|source| Error::DockerDecode {
+                what: "container create".into(),
+                source,
+            })?;
         let id = created.id;
         let started = async {
             self.api
@@ -229,17 +236,28 @@ impl Runtime for DockerRuntime {
         let secs = grace.as_secs().max(1);
         let (status, body) = self
             .api
-            .call(Method::POST, &format!("/containers/{id}/stop?t={secs}"), None)
+            .call(
+                Method::POST,
+                &format!("/containers/{id}/stop?t={secs}"),
+                None,
+            )
             .await?;
-        if !(status.is_success() || status == StatusCode::NOT_MODIFIED || status == StatusCode::NOT_FOUND) {
+        if !(status.is_success()
+            || status == StatusCode::NOT_MODIFIED
+            || status == StatusCode::NOT_FOUND)
+        {
             tracing::warn!(container = %crate::short(id), status = status.as_u16(), message = %engine_message(&body), "stopping a container failed; removing it by force");
         }
         self.remove(id).await
     }
 
     async fn list(&self) -> Result<Vec<Replica>> {
-        let filters = json!({ "label": [format!("{}={}", labels::INSTANCE, self.instance)] }).to_string();
-        let path = format!("/containers/json?all=true&filters={}", query_escape(&filters));
+        let filters =
+            json!({ "label": [format!("{}={}", labels::INSTANCE, self.instance)] }).to_string();
+        let path = format!(
+            "/containers/json?all=true&filters={}",
+            query_escape(&filters)
+        );
         let all: Vec<Summary> = self.api.json(Method::GET, &path, None).await?;
         Ok(all
             .into_iter()

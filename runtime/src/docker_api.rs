@@ -51,12 +51,13 @@ impl DockerApi {
         body: Option<serde_json::Value>,
     ) -> Result<(StatusCode, Bytes)> {
         let what = format!("{method} {path}");
-        let stream = UnixStream::connect(&self.socket)
-            .await
-            .map_err(|source| Error::DockerUnreachable {
-                socket: self.socket.clone(),
-                source,
-            })?;
+        let stream =
+            UnixStream::connect(&self.socket)
+                .await
+                .map_err(|source| Error::DockerUnreachable {
+                    socket: self.socket.clone(),
+                    source,
+                })?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|source| Error::DockerHttp {
@@ -200,6 +201,9 @@ mod tests {
 
     #[test]
     fn query_values_are_escaped() {
-        assert_eq!(query_escape(r#"{"a":["b=c"]}"#), "%7B%22a%22%3A%5B%22b%3Dc%22%5D%7D");
+        assert_eq!(
+            query_escape(r#"{"a":["b=c"]}"#),
+            "%7B%22a%22%3A%5B%22b%3Dc%22%5D%7D"
+        );
     }
 }

@@ -35,7 +35,9 @@ pub enum ReplicaState {
     Created,
     Running,
     /// The replica's process ended; it will not serve again.
-    Exited { code: Option<i64> },
+    Exited {
+        code: Option<i64>,
+    },
 }
 
 /// A replica as the runtime sees it.
@@ -52,7 +54,13 @@ pub struct Replica {
 
 impl fmt::Display for Replica {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{} replica {}", self.namespace, self.revision, short(&self.id))
+        write!(
+            f,
+            "{}/{} replica {}",
+            self.namespace,
+            self.revision,
+            short(&self.id)
+        )
     }
 }
 

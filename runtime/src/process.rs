@@ -189,7 +189,11 @@ impl Runtime for ProcessRuntime {
             pid,
             program: std::fs::read(format!("/proc/{pid}/cmdline"))
                 .ok()
-                .and_then(|c| c.split(|b| *b == 0).next().map(|a| String::from_utf8_lossy(a).into_owned()))
+                .and_then(|c| {
+                    c.split(|b| *b == 0)
+                        .next()
+                        .map(|a| String::from_utf8_lossy(a).into_owned())
+                })
                 .unwrap_or(program),
             namespace: spec.namespace.clone(),
             revision: spec.revision.clone(),
@@ -228,7 +232,10 @@ impl Runtime for ProcessRuntime {
         let pgid = Pid::from_raw(running.record.pid as i32);
         if running.exit.is_none() {
             let _ = killpg(pgid, Signal::SIGTERM);
-            if tokio::time::timeout(grace, running.child.wait()).await.is_err() {
+            if tokio::time::timeout(grace, running.child.wait())
+                .await
+                .is_err()
+            {
                 let _ = killpg(pgid, Signal::SIGKILL);
                 let _ = running.child.wait().await;
             }
@@ -312,7 +319,11 @@ mod tests {
     async fn a_replica_gets_the_runtime_contract_and_its_logs_are_kept() {
         let dir = tempdir("contract");
         let rt = ProcessRuntime::new(&dir).unwrap();
-        let s = spec(&["sh", "-c", "echo $GREETING $PORT $K_SERVICE $K_CONFIGURATION $K_REVISION; exec sleep 30"]);
+        let s = spec(&[
+            "sh",
+            "-c",
+            "echo $GREETING $PORT $K_SERVICE $K_CONFIGURATION $K_REVISION; exec sleep 30",
+        ]);
         let r = rt.start(&s).await.unwrap();
         let port = r.address.unwrap().port();
         let mut lines = vec![];
@@ -351,7 +362,17 @@ mod tests {
     async fn a_restart_kills_what_the_previous_run_left() {
         let dir = tempdir("orphans");
         let first = ProcessRuntime::new(&dir).unwrap();
-        let r = first.start(&spec(&["python3", "-m", "http.server", "--bind", "127.0.0.1", "0"])).await.unwrap();
+        let r = first
+            .start(&spec(&[
+                "python3",
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                "0",
+            ]))
+            .await
+            .unwrap();
         let pid = lock(&first.children).get(&r.id).unwrap().record.pid;
         // Forget the child without killing it, as a crash would.
         std::mem::forget(lock(&first.children).drain().collect::<Vec<_>>());

@@ -1,0 +1,213 @@
+//! The control loop: a de-duplicating work queue fed by the store's watch, by the fleet
+//! (replica readiness changed) and by a periodic resync, drained by one worker so that
+//! reconcilers never race each other.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use paas_api::{Configuration, Object, Revision, Route, Service};
+use paas_gateway::RevisionKey;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+
+use crate::reconcile::{self, configuration_of, Action, Context};
+use crate::store::{key_of, ObjectKey, StoreExt, WatchEvent};
+
+/// Everything is looked at again this often, whatever the events said.
+const RESYNC: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Default)]
+struct WorkQueue {
+    queue: VecDeque<ObjectKey>,
+    queued: HashSet<ObjectKey>,
+}
+
+impl WorkQueue {
+    fn push(&mut self, key: ObjectKey) {
+        if self.queued.insert(key.clone()) {
+            self.queue.push_back(key);
+        }
+    }
+
+    fn pop(&mut self) -> Option<ObjectKey> {
+        let key = self.queue.pop_front()?;
+        self.queued.remove(&key);
+        Some(key)
+    }
+}
+
+/// Run the controller until the task is dropped.
+pub async fn run(ctx: Arc<Context>, mut fleet_changes: mpsc::UnboundedReceiver<RevisionKey>) {
+    let mut watch = ctx.store.watch();
+    let (requeue_tx, mut requeue_rx) = mpsc::unbounded_channel::<ObjectKey>();
+    let mut queue = WorkQueue::default();
+    enqueue_all(&ctx, &mut queue).await;
+    let mut adopted = false;
+    let mut resync = tokio::time::interval(RESYNC);
+    resync.tick().await;
+    loop {
+        while let Some(key) = queue.pop() {
+            let started = std::time::Instant::now();
+            match reconcile_key(&ctx, &key, &mut queue).await {
+                Ok(Action::Done) => {}
+                Ok(Action::RequeueAfter(after)) => requeue_later(&requeue_tx, key.clone(), after),
+                Err(e) => {
+                    tracing::warn!(object = %key, error = %e, "reconcile failed; retrying");
+                    requeue_later(&requeue_tx, key.clone(), Duration::from_millis(500));
+                }
+            }
+            tracing::trace!(object = %key, took_us = started.elapsed().as_micros() as u64, "reconciled");
+            // Drain events that arrived meanwhile before the next key, so dependents
+            // are queued in order.
+            drain_watch(&ctx, &mut watch, &mut queue).await;
+            while let Ok(k) = fleet_changes.try_recv() {
+                queue.push(key_of::<Revision>(&k.namespace, &k.name));
+            }
+        }
+        if !adopted {
+            // Every stored revision has told the fleet what it wants.
+            ctx.fleet.adoption_done();
+            adopted = true;
+        }
+        tokio::select! {
+            event = watch.recv() => handle_event(&ctx, event, &mut queue).await,
+            Some(k) = fleet_changes.recv() => queue.push(key_of::<Revision>(&k.namespace, &k.name)),
+            Some(k) = requeue_rx.recv() => queue.push(k),
+            _ = resync.tick() => enqueue_all(&ctx, &mut queue).await,
+        }
+    }
+}
+
+fn requeue_later(tx: &mpsc::UnboundedSender<ObjectKey>, key: ObjectKey, after: Duration) {
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(after).await;
+        let _ = tx.send(key);
+    });
+}
+
+async fn drain_watch(
+    ctx: &Context,
+    watch: &mut tokio::sync::broadcast::Receiver<WatchEvent>,
+    queue: &mut WorkQueue,
+) {
+    loop {
+        match watch.try_recv() {
+            Ok(ev) => handle_event(ctx, Ok(ev), queue).await,
+            Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {
+                enqueue_all(ctx, queue).await
+            }
+            Err(_) => break,
+        }
+    }
+}
+
+async fn handle_event(ctx: &Context, event: Result<WatchEvent, RecvError>, queue: &mut WorkQueue) {
+    let key = match event {
+        Ok(WatchEvent::Upserted(k)) => k,
+        Ok(WatchEvent::Deleted(k)) => {
+            if k.kind == Revision::KIND {
+                forget_deleted_revisions(ctx).await;
+            }
+            if k.kind == Route::KIND {
+                let _ = reconcile::route::publish(ctx).await;
+            }
+            k
+        }
+        Err(RecvError::Lagged(_)) => return enqueue_all(ctx, queue).await,
+        Err(RecvError::Closed) => return,
+    };
+    queue.push(key.clone());
+    let ns = key.namespace.as_str();
+    // Who reads the changed object.
+    match key.kind {
+        k if k == Revision::KIND => {
+            if let Some(cfg) = configuration_of(&key.name) {
+                queue.push(key_of::<Configuration>(ns, cfg));
+                queue.push(key_of::<Route>(ns, cfg));
+            }
+        }
+        k if k == Configuration::KIND => {
+            queue.push(key_of::<Service>(ns, &key.name));
+            queue.push(key_of::<Route>(ns, &key.name));
+            enqueue_revisions_of(ctx, ns, &key.name, queue).await;
+        }
+        k if k == Route::KIND => {
+            queue.push(key_of::<Service>(ns, &key.name));
+            enqueue_revisions_of(ctx, ns, &key.name, queue).await;
+        }
+        _ => {}
+    }
+}
+
+async fn enqueue_revisions_of(ctx: &Context, ns: &str, configuration: &str, queue: &mut WorkQueue) {
+    if let Ok(revs) = ctx.store.list::<Revision>(Some(ns)).await {
+        for r in revs
+            .iter()
+            .filter(|r| r.configuration_name() == Some(configuration))
+        {
+            queue.push(key_of::<Revision>(ns, r.name()));
+        }
+    }
+}
+
+async fn forget_deleted_revisions(ctx: &Context) {
+    if let Ok(revs) = ctx.store.list::<Revision>(None).await {
+        let uids: Vec<String> = revs.iter().filter_map(|r| r.metadata.uid.clone()).collect();
+        ctx.fleet.retain(&uids);
+    }
+}
+
+async fn enqueue_all(ctx: &Context, queue: &mut WorkQueue) {
+    // Revisions first: on a restart they tell the fleet what to keep before anything else.
+    if let Ok(all) = ctx.store.list::<Revision>(None).await {
+        for o in all {
+            queue.push(key_of::<Revision>(o.namespace(), o.name()));
+        }
+    }
+    if let Ok(all) = ctx.store.list::<Service>(None).await {
+        for o in all {
+            queue.push(key_of::<Service>(o.namespace(), o.name()));
+        }
+    }
+    if let Ok(all) = ctx.store.list::<Configuration>(None).await {
+        for o in all {
+            queue.push(key_of::<Configuration>(o.namespace(), o.name()));
+        }
+    }
+    if let Ok(all) = ctx.store.list::<Route>(None).await {
+        for o in all {
+            queue.push(key_of::<Route>(o.namespace(), o.name()));
+        }
+    }
+    forget_deleted_revisions(ctx).await;
+}
+
+async fn reconcile_key(
+    ctx: &Context,
+    key: &ObjectKey,
+    _queue: &mut WorkQueue,
+) -> reconcile::Result<Action> {
+    let ns = key.namespace.as_str();
+    let name = key.name.as_str();
+    match key.kind {
+        k if k == Service::KIND => match ctx.store.get::<Service>(ns, name).await? {
+            Some(o) => reconcile::service::reconcile(&o, ctx).await,
+            None => Ok(Action::Done),
+        },
+        k if k == Configuration::KIND => match ctx.store.get::<Configuration>(ns, name).await? {
+            Some(o) => reconcile::configuration::reconcile(&o, ctx).await,
+            None => Ok(Action::Done),
+        },
+        k if k == Revision::KIND => match ctx.store.get::<Revision>(ns, name).await? {
+            Some(o) => reconcile::revision::reconcile(&o, ctx).await,
+            None => Ok(Action::Done),
+        },
+        k if k == Route::KIND => match ctx.store.get::<Route>(ns, name).await? {
+            Some(o) => reconcile::route::reconcile(&o, ctx).await,
+            None => Ok(Action::Done),
+        },
+        _ => Ok(Action::Done),
+    }
+}

@@ -1,0 +1,471 @@
+//! Keeps each revision's replicas at the count the reconcilers ask for: starts missing
+//! ones, replaces those that exit or stop passing readiness, stops extras, removes
+//! replicas nobody owns, and publishes the ready ones to the routing table.
+//!
+//! New replicas are probed every 50 ms until ready (a fast start matters more than a
+//! few wasted probes); ready ones at the probe's period.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use paas_gateway::{RevisionKey, RoutingTable};
+use paas_runtime::probe::{is_ready, ReadinessCheck};
+use paas_runtime::{Replica, ReplicaSpec, ReplicaState, Runtime};
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
+
+/// How often a replica that is not ready yet is probed.
+const STARTUP_PROBE_INTERVAL: Duration = Duration::from_millis(50);
+/// How long a replica may take to become ready before it is replaced.
+const STARTUP_DEADLINE: Duration = Duration::from_secs(120);
+/// How often the fleet compares what runs with what should.
+const SYNC_INTERVAL: Duration = Duration::from_secs(1);
+/// Time a stopped replica gets to finish before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// What the reconcilers want for one revision.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    pub key: RevisionKey,
+    pub spec: ReplicaSpec,
+    pub check: ReadinessCheck,
+    pub period: Duration,
+    pub failure_threshold: u32,
+    pub replicas: u32,
+    pub timeout: Duration,
+}
+
+/// What the fleet reports back for one revision.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub actual: u32,
+    pub ready: u32,
+    /// Why the last replica failed, with its last log lines.
+    pub failure: Option<String>,
+    /// Set when replicas cannot be started at all (no image, no command...).
+    pub start_error: Option<String>,
+}
+
+#[derive(Debug)]
+struct Tracked {
+    id: String,
+    addr: Option<std::net::SocketAddr>,
+    started: Instant,
+    ready: bool,
+    ever_ready: bool,
+    failures: u32,
+    next_probe: Instant,
+}
+
+#[derive(Debug, Default)]
+struct RevisionState {
+    desired: Option<Desired>,
+    replicas: Vec<Tracked>,
+    observed: Observed,
+}
+
+#[derive(Debug)]
+pub struct Fleet {
+    runtime: Arc<dyn Runtime>,
+    table: Arc<RoutingTable>,
+    state: Mutex<HashMap<String, RevisionState>>,
+    /// Tells the controller which revision's status may have changed.
+    changes: mpsc::UnboundedSender<RevisionKey>,
+    wake: Notify,
+    /// Until the controller has told the fleet about every stored revision, unknown
+    /// replicas may belong to one it has not read yet; they are not removed before.
+    adopting: std::sync::atomic::AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Fleet {
+    pub fn new(
+        runtime: Arc<dyn Runtime>,
+        table: Arc<RoutingTable>,
+        changes: mpsc::UnboundedSender<RevisionKey>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            runtime,
+            table,
+            state: Mutex::new(HashMap::new()),
+            changes,
+            wake: Notify::new(),
+            adopting: std::sync::atomic::AtomicBool::new(true),
+        })
+    }
+
+    pub fn runtime(&self) -> &Arc<dyn Runtime> {
+        &self.runtime
+    }
+
+    /// Set what a revision (by uid) should run; `replicas` 0 stops it.
+    pub fn set_desired(&self, uid: &str, desired: Desired) {
+        let mut state = lock(&self.state);
+        let entry = state.entry(uid.to_owned()).or_default();
+        let changed = entry
+            .desired
+            .as_ref()
+            .is_none_or(|d| d.replicas != desired.replicas);
+        self.table
+            .revision(&desired.key)
+            .set_timeout(desired.timeout);
+        entry.desired = Some(desired);
+        drop(state);
+        if changed {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Forget revisions that no longer exist; their replicas are stopped.
+    pub fn retain(&self, uids: &[String]) {
+        let mut state = lock(&self.state);
+        for (uid, rev) in state.iter_mut() {
+            if !uids.contains(uid) {
+                if let Some(d) = &mut rev.desired {
+                    d.replicas = 0;
+                }
+            }
+        }
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    /// The controller has read every stored revision: unknown replicas are orphans now.
+    pub fn adoption_done(&self) {
+        self.adopting
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+
+    pub fn observed(&self, uid: &str) -> Observed {
+        lock(&self.state)
+            .get(uid)
+            .map(|s| s.observed.clone())
+            .unwrap_or_default()
+    }
+
+    /// Replica ids of a revision, for logs.
+    pub fn replica_ids(&self, uid: &str) -> Vec<String> {
+        lock(&self.state)
+            .get(uid)
+            .map(|s| s.replicas.iter().map(|r| r.id.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Run until the task is dropped.
+    pub async fn run(self: Arc<Self>) {
+        let mut next_sync = Instant::now();
+        loop {
+            if Instant::now() >= next_sync {
+                if let Err(e) = self.sync().await {
+                    tracing::warn!(runtime = self.runtime.name(), error = %e, "listing replicas failed");
+                }
+                next_sync = Instant::now() + SYNC_INTERVAL;
+            }
+            self.probe_due().await;
+            let wait = self.next_probe_at().min(next_sync);
+            tokio::select! {
+                _ = tokio::time::sleep_until(wait) => {}
+                _ = self.wake.notified() => { next_sync = Instant::now(); }
+            }
+        }
+    }
+
+    fn next_probe_at(&self) -> Instant {
+        let state = lock(&self.state);
+        state
+            .values()
+            .flat_map(|s| s.replicas.iter().map(|r| r.next_probe))
+            .min()
+            .unwrap_or_else(|| Instant::now() + SYNC_INTERVAL)
+    }
+
+    /// Compare the runtime's replicas with the desired counts and act.
+    async fn sync(&self) -> paas_runtime::Result<()> {
+        let listed = self.runtime.list().await?;
+        let adopting = self.adopting.load(std::sync::atomic::Ordering::Relaxed);
+        let mut to_start: Vec<(String, Desired)> = Vec::new();
+        let mut to_stop: Vec<(String, Option<String>)> = Vec::new();
+        let mut exited: Vec<(String, String, Option<i64>)> = Vec::new();
+        {
+            let mut state = lock(&self.state);
+            let now = Instant::now();
+            // Replicas the runtime has that the fleet does not track: adopt or remove.
+            for r in &listed {
+                let known = state
+                    .values()
+                    .any(|s| s.replicas.iter().any(|t| t.id == r.id));
+                if known {
+                    continue;
+                }
+                match state.get_mut(&r.revision_uid) {
+                    Some(rev) if rev.desired.as_ref().is_some_and(|d| d.replicas > 0) => {
+                        tracing::info!(replica = %r, "adopting a running replica");
+                        rev.replicas.push(Tracked {
+                            id: r.id.clone(),
+                            addr: r.address,
+                            started: now,
+                            ready: false,
+                            ever_ready: false,
+                            failures: 0,
+                            next_probe: now,
+                        });
+                    }
+                    _ if !adopting => {
+                        tracing::info!(replica = %r, "removing a replica no revision wants");
+                        to_stop.push((r.id.clone(), None));
+                    }
+                    _ => {}
+                }
+            }
+            for (uid, rev) in state.iter_mut() {
+                let Some(desired) = rev.desired.clone() else {
+                    continue;
+                };
+                // Replicas that ended, or that never got ready in time, are replaced.
+                rev.replicas.retain(|t| {
+                    let listed_state = listed.iter().find(|r| r.id == t.id).map(|r| r.state);
+                    match listed_state {
+                        None => false,
+                        Some(ReplicaState::Exited { code }) => {
+                            exited.push((t.id.clone(), desired.key.to_string(), code));
+                            false
+                        }
+                        Some(_)
+                            if !t.ever_ready
+                                && now.duration_since(t.started) > STARTUP_DEADLINE =>
+                        {
+                            rev.observed.failure = Some(format!(
+                                "replica {} did not become ready within {} s",
+                                paas_runtime::short(&t.id),
+                                STARTUP_DEADLINE.as_secs()
+                            ));
+                            to_stop.push((t.id.clone(), Some(uid.clone())));
+                            false
+                        }
+                        Some(_) => true,
+                    }
+                });
+                let have = rev.replicas.len() as u32;
+                if have < desired.replicas {
+                    for _ in have..desired.replicas {
+                        to_start.push((uid.clone(), desired.clone()));
+                    }
+                } else if have > desired.replicas {
+                    // Not-ready replicas go first: they serve nobody.
+                    rev.replicas.sort_by_key(|t| std::cmp::Reverse(!t.ready));
+                    let extra = rev.replicas.split_off(desired.replicas as usize);
+                    for t in extra {
+                        to_stop.push((t.id, None));
+                    }
+                }
+            }
+            self.publish(&mut state);
+        }
+
+        for (id, revision, code) in exited {
+            let tail = self.runtime.logs(&id, 10).await.unwrap_or_default();
+            let code = code.map_or("unknown".to_owned(), |c| c.to_string());
+            tracing::warn!(replica = %paas_runtime::short(&id), %revision, exit_code = %code, last_logs = %tail.join(" | "), "replica exited; replacing it");
+            let message = if tail.is_empty() {
+                format!("replica exited with code {code}")
+            } else {
+                format!(
+                    "replica exited with code {code}; last log lines:\n{}",
+                    tail.join("\n")
+                )
+            };
+            {
+                let mut state = lock(&self.state);
+                if let Some(rev) = state.values_mut().find(|s| {
+                    s.desired
+                        .as_ref()
+                        .is_some_and(|d| d.key.to_string() == revision)
+                }) {
+                    rev.observed.failure = Some(message);
+                }
+            }
+            let _ = self.runtime.stop(&id, Duration::from_secs(1)).await;
+        }
+        for (id, _) in to_stop {
+            if let Err(e) = self.runtime.stop(&id, STOP_GRACE).await {
+                tracing::warn!(replica = %paas_runtime::short(&id), error = %e, "stopping a replica failed");
+            }
+        }
+        for (uid, desired) in to_start {
+            let result = self.runtime.start(&desired.spec).await;
+            let mut state = lock(&self.state);
+            let Some(rev) = state.get_mut(&uid) else {
+                continue;
+            };
+            match result {
+                Ok(replica) => {
+                    tracing::info!(revision = %desired.key, replica = %paas_runtime::short(&replica.id), "replica started");
+                    rev.observed.start_error = None;
+                    rev.replicas.push(track(&replica));
+                }
+                Err(e) => {
+                    tracing::warn!(revision = %desired.key, error = %e, "starting a replica failed");
+                    rev.observed.start_error = Some(e.to_string());
+                    let _ = self.changes.send(desired.key.clone());
+                }
+            }
+        }
+        let mut state = lock(&self.state);
+        // Revisions told to run nothing, with nothing left, are forgotten.
+        state.retain(|_, s| {
+            let keep = !s.replicas.is_empty() || s.desired.as_ref().is_some_and(|d| d.replicas > 0);
+            if !keep {
+                if let Some(d) = &s.desired {
+                    self.table.revision(&d.key).set_ready(&[]);
+                }
+            }
+            keep
+        });
+        self.publish(&mut state);
+        Ok(())
+    }
+
+    /// Probe every replica whose probe is due, concurrently.
+    async fn probe_due(&self) {
+        let now = Instant::now();
+        let due: Vec<(String, String, std::net::SocketAddr, ReadinessCheck)> = {
+            let state = lock(&self.state);
+            state
+                .iter()
+                .filter_map(|(uid, s)| Some((uid, s, s.desired.as_ref()?)))
+                .flat_map(|(uid, s, d)| {
+                    s.replicas
+                        .iter()
+                        .filter(|t| t.next_probe <= now)
+                        .filter_map(|t| Some((uid.clone(), t.id.clone(), t.addr?, d.check.clone())))
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        if due.is_empty() {
+            return;
+        }
+        let results = futures_join(due.into_iter().map(|(uid, id, addr, check)| async move {
+            let ok = is_ready(addr, &check).await;
+            (uid, id, ok)
+        }))
+        .await;
+        let stop = self.record_probes(results);
+        if stop.is_empty() {
+            return;
+        }
+        for id in stop {
+            let _ = self.runtime.stop(&id, Duration::from_secs(1)).await;
+        }
+        // Replace them now rather than at the next periodic sync.
+        self.wake.notify_one();
+    }
+
+    /// Apply probe results; returns the replicas to replace.
+    fn record_probes(&self, results: Vec<(String, String, bool)>) -> Vec<String> {
+        let mut state = lock(&self.state);
+        let now = Instant::now();
+        let mut stop = Vec::new();
+        for (uid, id, ok) in results {
+            let Some(rev) = state.get_mut(&uid) else {
+                continue;
+            };
+            let Some(d) = rev.desired.clone() else {
+                continue;
+            };
+            let Some(t) = rev.replicas.iter_mut().find(|t| t.id == id) else {
+                continue;
+            };
+            if ok {
+                t.failures = 0;
+                if !t.ready {
+                    tracing::info!(revision = %d.key, replica = %paas_runtime::short(&id), after_ms = now.duration_since(t.started).as_millis() as u64, "replica ready");
+                }
+                t.ready = true;
+                t.ever_ready = true;
+                t.next_probe = now + d.period;
+            } else if t.ever_ready {
+                t.failures += 1;
+                t.ready = t.failures < d.failure_threshold;
+                t.next_probe = now + d.period.min(Duration::from_secs(1));
+                if t.failures >= d.failure_threshold {
+                    tracing::warn!(revision = %d.key, replica = %paas_runtime::short(&id), failures = t.failures, "replica fails readiness; replacing it");
+                    rev.observed.failure = Some(format!(
+                        "replica {} failed {} readiness probes in a row",
+                        paas_runtime::short(&id),
+                        t.failures
+                    ));
+                    stop.push(id.clone());
+                }
+            } else {
+                t.next_probe = now + STARTUP_PROBE_INTERVAL;
+            }
+        }
+        for id in &stop {
+            for rev in state.values_mut() {
+                rev.replicas.retain(|t| &t.id != id);
+            }
+        }
+        self.publish(&mut state);
+        stop
+    }
+
+    /// Push ready endpoints to the routing table and report changed counts.
+    fn publish(&self, state: &mut HashMap<String, RevisionState>) {
+        for rev in state.values_mut() {
+            let Some(d) = &rev.desired else { continue };
+            let ready: Vec<_> = rev
+                .replicas
+                .iter()
+                .filter(|t| t.ready)
+                .filter_map(|t| t.addr)
+                .collect();
+            self.table.revision(&d.key).set_ready(&ready);
+            let actual = rev.replicas.len() as u32;
+            let ready = ready.len() as u32;
+            if rev.observed.actual != actual || rev.observed.ready != ready {
+                rev.observed.actual = actual;
+                rev.observed.ready = ready;
+                if ready > 0 {
+                    rev.observed.failure = None;
+                }
+                let _ = self.changes.send(d.key.clone());
+            }
+        }
+    }
+}
+
+fn track(r: &Replica) -> Tracked {
+    let now = Instant::now();
+    Tracked {
+        id: r.id.clone(),
+        addr: r.address,
+        started: now,
+        ready: false,
+        ever_ready: false,
+        failures: 0,
+        next_probe: now,
+    }
+}
+
+/// Wait for all futures, without pulling in a futures crate for one join.
+async fn futures_join<F: std::future::Future + Send + 'static>(
+    futs: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futs.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        if let Ok(v) = h.await {
+            out.push(v);
+        }
+    }
+    out
+}

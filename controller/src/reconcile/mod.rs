@@ -1,0 +1,95 @@
+//! Reconcilers: level-triggered functions that read the world and converge it. Each
+//! returns an [`Action`]; none sleeps.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use paas_api::condition::ConditionStatus;
+use paas_api::meta::OwnerReference;
+use paas_api::{Object, Revision};
+use paas_gateway::RoutingTable;
+
+use crate::fleet::Fleet;
+use crate::store::{Store, StoreError};
+
+pub mod configuration;
+pub mod revision;
+pub mod route;
+pub mod service;
+
+/// What a reconciler wants next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Done,
+    RequeueAfter(Duration),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub type Result<T, E = ReconcileError> = std::result::Result<T, E>;
+
+/// What every reconciler may use.
+#[derive(Debug)]
+pub struct Context {
+    pub store: Arc<dyn Store>,
+    pub fleet: Arc<Fleet>,
+    pub table: Arc<RoutingTable>,
+    /// The gateway's port, for the URLs in status.
+    pub http_port: u16,
+    /// Time is an input: tests pass a fixed clock.
+    pub clock: fn() -> DateTime<Utc>,
+}
+
+impl Context {
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+}
+
+/// The owner reference a child carries.
+pub(crate) fn owned_by<T: Object>(owner: &T) -> OwnerReference {
+    OwnerReference {
+        api_version: T::API_VERSION.into(),
+        kind: T::KIND.into(),
+        name: owner.name().to_owned(),
+        uid: owner.meta().uid.clone().unwrap_or_default(),
+        controller: Some(true),
+    }
+}
+
+/// A revision's number: `hello-00002` → 2.
+pub(crate) fn revision_number(name: &str) -> Option<u32> {
+    let (_, n) = name.rsplit_once('-')?;
+    (n.len() == 5).then(|| n.parse().ok()).flatten()
+}
+
+/// The configuration a revision name belongs to: `hello-00002` → `hello`.
+pub fn configuration_of(revision: &str) -> Option<&str> {
+    revision_number(revision)?;
+    revision.rsplit_once('-').map(|(c, _)| c)
+}
+
+pub(crate) fn ready_status(rev: &Revision) -> ConditionStatus {
+    rev.status
+        .conditions
+        .get("Ready")
+        .map_or(ConditionStatus::Unknown, |c| c.status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revision_names_parse() {
+        assert_eq!(revision_number("hello-00002"), Some(2));
+        assert_eq!(configuration_of("my-app-00010"), Some("my-app"));
+        assert_eq!(revision_number("hello"), None);
+        assert_eq!(configuration_of("hello-2"), None);
+    }
+}

@@ -1,0 +1,143 @@
+//! Route → traffic targets resolved to revisions, and the gateway's routing table.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use paas_api::condition::ConditionStatus;
+use paas_api::serving::{service_url, Addressable, TrafficTarget};
+use paas_api::{Configuration, Object, Revision, Route};
+use paas_gateway::{RevisionKey, WeightedRevision};
+
+use super::{Action, Context, Result};
+use crate::store::StoreExt;
+
+pub async fn reconcile(route: &Route, ctx: &Context) -> Result<Action> {
+    let ns = route.namespace();
+    let name = route.name();
+    let now = ctx.now();
+    let cfg = ctx.store.get::<Configuration>(ns, name).await?;
+    let revisions = ctx.store.list::<Revision>(Some(ns)).await?;
+
+    let mut status = route.status.clone();
+    status.observed_generation = route.metadata.generation;
+    let url = service_url(ns, name, ctx.http_port);
+    status.url = Some(url.clone());
+    status.address = Some(Addressable { url });
+
+    let mut resolved = Vec::new();
+    let mut problem: Option<(ConditionStatus, &str, String)> = None;
+    for t in &route.spec.traffic {
+        let latest = t.latest_revision.unwrap_or(t.revision_name.is_none());
+        let revision = if latest {
+            let ready = cfg
+                .as_ref()
+                .and_then(|c| c.status.latest_ready_revision_name.clone());
+            if ready.is_none() {
+                problem.get_or_insert((
+                    ConditionStatus::Unknown,
+                    "RevisionMissing",
+                    format!("configuration {name} has no ready revision yet"),
+                ));
+            }
+            ready
+        } else {
+            let wanted = t.revision_name.clone().unwrap_or_default();
+            if !revisions.iter().any(|r| r.name() == wanted) {
+                problem.get_or_insert((
+                    ConditionStatus::False,
+                    "RevisionMissing",
+                    format!("revision {wanted:?} referenced in traffic not found"),
+                ));
+                None
+            } else {
+                Some(wanted)
+            }
+        };
+        if let Some(revision_name) = revision {
+            resolved.push(TrafficTarget {
+                tag: t.tag.clone(),
+                revision_name: Some(revision_name),
+                configuration_name: None,
+                latest_revision: Some(latest),
+                percent: t.percent,
+                url: t
+                    .tag
+                    .as_ref()
+                    .map(|tag| service_url(ns, &format!("{tag}-{name}"), ctx.http_port)),
+            });
+        }
+    }
+    match problem {
+        Some((st, reason, message)) => {
+            status
+                .conditions
+                .set("AllTrafficAssigned", st, Some(reason), Some(&message), now);
+            status
+                .conditions
+                .set("Ready", st, Some(reason), Some(&message), now);
+            // Keep serving what was assigned before until every target resolves.
+        }
+        None => {
+            status.traffic = resolved;
+            status.conditions.set_true("AllTrafficAssigned", now);
+            status.conditions.set_true("Ready", now);
+        }
+    }
+
+    if status != route.status {
+        let mut next = route.clone();
+        next.status = status;
+        ctx.store.update_status(&next).await?;
+    }
+    publish(ctx).await?;
+    Ok(Action::Done)
+}
+
+/// Rebuild the gateway's host table from every route's resolved traffic.
+pub async fn publish(ctx: &Context) -> Result<()> {
+    let routes = ctx.store.list::<Route>(None).await?;
+    let mut hosts = HashMap::new();
+    for route in &routes {
+        let ns = route.namespace();
+        let name = route.name();
+        let mut targets: Vec<WeightedRevision> = Vec::new();
+        for t in &route.status.traffic {
+            let Some(rev) = &t.revision_name else {
+                continue;
+            };
+            let key = RevisionKey {
+                namespace: ns.to_owned(),
+                name: rev.clone(),
+            };
+            let percent = t.percent.unwrap_or(0);
+            match targets.iter_mut().find(|w| w.revision.key == key) {
+                Some(w) => w.percent += percent,
+                None => targets.push(WeightedRevision {
+                    percent,
+                    revision: ctx.table.revision(&key),
+                }),
+            }
+            if let Some(tag) = &t.tag {
+                hosts.insert(
+                    format!("{tag}-{name}.{ns}.localhost"),
+                    Arc::new(paas_gateway::Route::new(
+                        format!("{ns}/{name} tag {tag}"),
+                        vec![WeightedRevision {
+                            percent: 100,
+                            revision: ctx.table.revision(&key),
+                        }],
+                    )),
+                );
+            }
+        }
+        targets.retain(|t| t.percent > 0);
+        if !targets.is_empty() {
+            hosts.insert(
+                format!("{name}.{ns}.localhost"),
+                Arc::new(paas_gateway::Route::new(format!("{ns}/{name}"), targets)),
+            );
+        }
+    }
+    ctx.table.set_routes(hosts);
+    Ok(())
+}

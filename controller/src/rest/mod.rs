@@ -1,0 +1,390 @@
+//! The REST API on 127.0.0.1:7070: Knative-shaped resource paths, every call but
+//! `/healthz` authenticated with the bearer token.
+//!
+//! ```text
+//! GET    /apis/serving.knative.dev/v1/{plural}                       all namespaces
+//! GET    /apis/serving.knative.dev/v1/namespaces/{ns}/{plural}
+//! GET    /apis/serving.knative.dev/v1/namespaces/{ns}/{plural}/{name}
+//! POST   /apis/serving.knative.dev/v1/namespaces/{ns}/services       create
+//! PUT    /apis/serving.knative.dev/v1/namespaces/{ns}/services/{name} replace spec
+//! DELETE /apis/serving.knative.dev/v1/namespaces/{ns}/services/{name}
+//! GET    /apis/serving.knative.dev/v1/namespaces/{ns}/{services|revisions}/{name}/logs?tail=N
+//! GET    /metrics                                                     Prometheus
+//! ```
+
+mod error;
+mod logs;
+pub mod token;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use paas_api::serving::SERVING_API_VERSION;
+use paas_api::validation::validate_service;
+use paas_api::{keys, Configuration, Object, Revision, Route, Service};
+use paas_gateway::Gateway;
+use paas_runtime::ReplicaSpec;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+pub use error::ApiError;
+
+use crate::reconcile::Context;
+use crate::store::StoreExt;
+
+/// Requests larger than this are refused: manifests are small.
+const MAX_BODY: usize = 4 << 20;
+
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    pub ctx: Arc<Context>,
+    pub token: Arc<str>,
+    pub gateway: Gateway,
+}
+
+pub async fn serve(listener: TcpListener, state: ApiState) {
+    let state = Arc::new(state);
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(handle(&state, req).await) }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn handle(state: &ApiState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let result = route(state, req).await;
+    match result {
+        Ok(resp) => resp,
+        Err(e) => {
+            tracing::debug!(%method, %path, error = %e, "API call refused");
+            e.into_response()
+        }
+    }
+}
+
+fn authorized(state: &ApiState, req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| token::matches(&state.token, t.trim()))
+}
+
+async fn route(
+    state: &ApiState,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let path = req.uri().path().to_owned();
+    if path == "/healthz" {
+        return Ok(text(StatusCode::OK, "ok\n".into()));
+    }
+    if !authorized(state, &req) {
+        return Err(ApiError::Unauthorized);
+    }
+    if path == "/metrics" {
+        let mut out = String::new();
+        state.gateway.render_metrics(&mut out);
+        return Ok(text(StatusCode::OK, out));
+    }
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let prefix = format!("/apis/{SERVING_API_VERSION}/");
+    let Some(rest) = path.strip_prefix(&prefix) else {
+        return Err(ApiError::NotFound(format!("no API at {path}")));
+    };
+    let parts: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let method = req.method().clone();
+    match parts.as_slice() {
+        [plural] if method == Method::GET => list(state, plural, None).await,
+        ["namespaces", ns, plural] if method == Method::GET => list(state, plural, Some(ns)).await,
+        ["namespaces", ns, "services"] if method == Method::POST => {
+            let svc = read_service(req, ns, None).await?;
+            create_service(state, svc).await
+        }
+        ["namespaces", ns, plural, name] if method == Method::GET => {
+            get(state, plural, ns, name).await
+        }
+        ["namespaces", ns, "services", name] if method == Method::PUT => {
+            let svc = read_service(req, ns, Some(name)).await?;
+            replace_service(state, svc).await
+        }
+        ["namespaces", ns, "services", name] if method == Method::DELETE => {
+            delete_service(state, ns, name).await
+        }
+        ["namespaces", ns, kind @ ("services" | "revisions"), name, "logs"]
+            if method == Method::GET =>
+        {
+            let tail = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("tail="))
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(100);
+            logs::logs(state, kind, ns, name, tail).await
+        }
+        _ => Err(ApiError::MethodNotAllowed {
+            method: method.to_string(),
+            path,
+        }),
+    }
+}
+
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    resp
+}
+
+pub(crate) fn json_response(
+    status: StatusCode,
+    body: &serde_json::Value,
+    warnings: &[String],
+) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    for w in warnings {
+        // The Kubernetes convention: `Warning: 299 - "text"`.
+        let value = format!("299 - {:?}", w.replace('"', "'"));
+        if let Ok(v) = header::HeaderValue::from_str(&value) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
+    resp
+}
+
+fn to_json<T: Object>(o: &T) -> serde_json::Value {
+    let mut v = serde_json::to_value(o).unwrap_or_default();
+    v["apiVersion"] = T::API_VERSION.into();
+    v["kind"] = T::KIND.into();
+    v
+}
+
+async fn list(
+    state: &ApiState,
+    plural: &str,
+    ns: Option<&str>,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let store = &state.ctx.store;
+    let items: Vec<serde_json::Value> = match plural {
+        "services" => store
+            .list::<Service>(ns)
+            .await?
+            .iter()
+            .map(to_json)
+            .collect(),
+        "configurations" => store
+            .list::<Configuration>(ns)
+            .await?
+            .iter()
+            .map(to_json)
+            .collect(),
+        "revisions" => store
+            .list::<Revision>(ns)
+            .await?
+            .iter()
+            .map(to_json)
+            .collect(),
+        "routes" => store.list::<Route>(ns).await?.iter().map(to_json).collect(),
+        other => {
+            return Err(ApiError::NotFound(format!(
+                "no resource type {other:?}: use services, configurations, revisions or routes"
+            )))
+        }
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"apiVersion": "v1", "kind": "List", "items": items}),
+        &[],
+    ))
+}
+
+async fn get(
+    state: &ApiState,
+    plural: &str,
+    ns: &str,
+    name: &str,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let store = &state.ctx.store;
+    let found = match plural {
+        "services" => store.get::<Service>(ns, name).await?.map(|o| to_json(&o)),
+        "configurations" => store
+            .get::<Configuration>(ns, name)
+            .await?
+            .map(|o| to_json(&o)),
+        "revisions" => store.get::<Revision>(ns, name).await?.map(|o| to_json(&o)),
+        "routes" => store.get::<Route>(ns, name).await?.map(|o| to_json(&o)),
+        other => {
+            return Err(ApiError::NotFound(format!(
+                "no resource type {other:?}: use services, configurations, revisions or routes"
+            )))
+        }
+    };
+    match found {
+        Some(v) => Ok(json_response(StatusCode::OK, &v, &[])),
+        None => Err(ApiError::NotFound(format!(
+            "{plural} {ns}/{name} not found"
+        ))),
+    }
+}
+
+/// Parse and check a Service body: unknown fields and rule breaks name their path.
+async fn read_service(
+    req: Request<Incoming>,
+    ns: &str,
+    name: Option<&str>,
+) -> Result<Service, ApiError> {
+    let body = Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("reading the body: {e}")))?
+        .to_bytes();
+    let de = &mut serde_json::Deserializer::from_slice(&body);
+    let mut svc: Service = serde_path_to_error::deserialize(de)
+        .map_err(|e| ApiError::BadRequest(format!("{}: {}", e.path(), e.inner())))?;
+    match svc.metadata.namespace.as_deref() {
+        None => svc.metadata.namespace = Some(ns.to_owned()),
+        Some(n) if n != ns => {
+            return Err(ApiError::BadRequest(format!(
+                "metadata.namespace {n:?} does not match the namespace in the path {ns:?}"
+            )))
+        }
+        _ => {}
+    }
+    if let Some(name) = name {
+        if svc.metadata.name.is_empty() {
+            svc.metadata.name = name.to_owned();
+        } else if svc.metadata.name != name {
+            return Err(ApiError::BadRequest(format!(
+                "metadata.name {:?} does not match the name in the path {name:?}",
+                svc.metadata.name
+            )));
+        }
+    }
+    svc.api_version = SERVING_API_VERSION.into();
+    svc.kind = "Service".into();
+    svc.status = Default::default();
+    Ok(svc)
+}
+
+/// Rules that need the running platform: the runtime must be able to run the container.
+fn check(state: &ApiState, svc: &Service) -> Result<Vec<String>, ApiError> {
+    let report = validate_service(svc);
+    let mut causes: Vec<(String, String)> = report
+        .errors
+        .iter()
+        .map(|e| (e.path.clone(), e.message.clone()))
+        .collect();
+    if causes.is_empty() {
+        let probe = Revision {
+            metadata: paas_api::ObjectMeta::named(svc.namespace(), svc.name()),
+            spec: svc.spec.template.spec.clone(),
+            ..Revision::default()
+        };
+        if let Some(spec) = ReplicaSpec::from_revision(&probe) {
+            if let Err(e) = state.ctx.fleet.runtime().check(&spec) {
+                causes.push(("spec.template.spec.containers[0]".into(), e.to_string()));
+            }
+        }
+    }
+    if !causes.is_empty() {
+        return Err(ApiError::Invalid {
+            kind: "Service",
+            name: svc.name().to_owned(),
+            causes,
+        });
+    }
+    Ok(report.warnings.iter().map(|w| w.to_string()).collect())
+}
+
+async fn create_service(state: &ApiState, svc: Service) -> Result<Response<Full<Bytes>>, ApiError> {
+    let warnings = check(state, &svc)?;
+    let created = state.ctx.store.create(&svc).await?;
+    tracing::info!(service = %created.name(), namespace = %created.namespace(), "service created");
+    Ok(json_response(
+        StatusCode::CREATED,
+        &to_json(&created),
+        &warnings,
+    ))
+}
+
+async fn replace_service(
+    state: &ApiState,
+    svc: Service,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let warnings = check(state, &svc)?;
+    let Some(mut stored) = state
+        .ctx
+        .store
+        .get::<Service>(svc.namespace(), svc.name())
+        .await?
+    else {
+        return Err(ApiError::NotFound(format!(
+            "service {}/{} not found: create it first",
+            svc.namespace(),
+            svc.name()
+        )));
+    };
+    stored.spec = svc.spec;
+    stored.metadata.labels = svc.metadata.labels;
+    stored.metadata.annotations = svc.metadata.annotations;
+    stored.metadata.resource_version = svc.metadata.resource_version;
+    let updated = state.ctx.store.update(&stored).await?;
+    Ok(json_response(StatusCode::OK, &to_json(&updated), &warnings))
+}
+
+async fn delete_service(
+    state: &ApiState,
+    ns: &str,
+    name: &str,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let store = &state.ctx.store;
+    if !store.delete::<Service>(ns, name).await? {
+        return Err(ApiError::NotFound(format!("service {ns}/{name} not found")));
+    }
+    // Children go with their service, as Kubernetes' garbage collector would do.
+    store.delete::<Route>(ns, name).await?;
+    store.delete::<Configuration>(ns, name).await?;
+    for rev in store.list::<Revision>(Some(ns)).await? {
+        if rev
+            .metadata
+            .labels
+            .get(keys::SERVICE_LABEL)
+            .map(String::as_str)
+            == Some(name)
+        {
+            store.delete::<Revision>(ns, rev.name()).await?;
+        }
+    }
+    tracing::info!(service = %name, namespace = %ns, "service deleted");
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"apiVersion": "v1", "kind": "Status", "status": "Success", "details": {"name": name, "kind": "services"}}),
+        &[],
+    ))
+}

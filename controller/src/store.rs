@@ -1,0 +1,502 @@
+//! The store seam: Kubernetes-style objects with optimistic concurrency and a watch.
+//! [`SqliteStore`] keeps them in one SQLite file in the data directory.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{SecondsFormat, Utc};
+use paas_api::Object;
+use rusqlite::{params, Connection, OptionalExtension};
+use tokio::sync::broadcast;
+
+/// Which object, in a kind-agnostic way.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// A change, sent to watchers after it is committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchEvent {
+    Upserted(ObjectKey),
+    Deleted(ObjectKey),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{key} already exists")]
+    AlreadyExists { key: ObjectKey },
+    #[error("{key} was changed by someone else (resourceVersion {expected} is stale): read it again and retry")]
+    Conflict { key: ObjectKey, expected: String },
+    #[error("{key} not found")]
+    NotFound { key: ObjectKey },
+    #[error("store database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("stored {key} is not valid JSON: {source}")]
+    Corrupt {
+        key: ObjectKey,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Raw object storage, kind-agnostic, as a Kubernetes API server offers it.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    async fn get_raw(&self, key: &ObjectKey) -> Result<Option<serde_json::Value>>;
+    async fn list_raw(
+        &self,
+        kind: &'static str,
+        namespace: Option<&str>,
+    ) -> Result<Vec<serde_json::Value>>;
+    /// Stores a new object: sets uid, generation 1, resourceVersion, creationTimestamp.
+    async fn create_raw(
+        &self,
+        key: &ObjectKey,
+        object: serde_json::Value,
+    ) -> Result<serde_json::Value>;
+    /// Replaces an object. When the new object carries a resourceVersion it must be the
+    /// stored one. `status_only` keeps the stored spec and metadata (the status
+    /// subresource); otherwise the stored status is kept and generation grows when spec changes.
+    async fn update_raw(
+        &self,
+        key: &ObjectKey,
+        object: serde_json::Value,
+        status_only: bool,
+    ) -> Result<serde_json::Value>;
+    async fn delete_raw(&self, key: &ObjectKey) -> Result<bool>;
+    fn watch(&self) -> broadcast::Receiver<WatchEvent>;
+}
+
+/// Typed access for every [`Object`] kind.
+#[async_trait]
+pub trait StoreExt: Store {
+    async fn get<T: Object>(&self, namespace: &str, name: &str) -> Result<Option<T>> {
+        let key = key_of::<T>(namespace, name);
+        match self.get_raw(&key).await? {
+            Some(v) => Ok(Some(decode(&key, v)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn list<T: Object>(&self, namespace: Option<&str>) -> Result<Vec<T>> {
+        let raw = self.list_raw(T::KIND, namespace).await?;
+        raw.into_iter()
+            .map(|v| {
+                let key = ObjectKey {
+                    kind: T::KIND,
+                    namespace: v["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    name: v["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                };
+                decode(&key, v)
+            })
+            .collect()
+    }
+
+    async fn create<T: Object>(&self, object: &T) -> Result<T> {
+        let key = key_of::<T>(object.namespace(), object.name());
+        let v = self.create_raw(&key, encode(object)).await?;
+        decode(&key, v)
+    }
+
+    async fn update<T: Object>(&self, object: &T) -> Result<T> {
+        let key = key_of::<T>(object.namespace(), object.name());
+        let v = self.update_raw(&key, encode(object), false).await?;
+        decode(&key, v)
+    }
+
+    async fn update_status<T: Object>(&self, object: &T) -> Result<T> {
+        let key = key_of::<T>(object.namespace(), object.name());
+        let v = self.update_raw(&key, encode(object), true).await?;
+        decode(&key, v)
+    }
+
+    async fn delete<T: Object>(&self, namespace: &str, name: &str) -> Result<bool> {
+        self.delete_raw(&key_of::<T>(namespace, name)).await
+    }
+}
+
+impl<S: Store + ?Sized> StoreExt for S {}
+
+pub fn key_of<T: Object>(namespace: &str, name: &str) -> ObjectKey {
+    ObjectKey {
+        kind: T::KIND,
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+    }
+}
+
+fn encode<T: Object>(object: &T) -> serde_json::Value {
+    let mut v = serde_json::to_value(object).unwrap_or(serde_json::Value::Null);
+    v["apiVersion"] = T::API_VERSION.into();
+    v["kind"] = T::KIND.into();
+    v
+}
+
+fn decode<T: Object>(key: &ObjectKey, v: serde_json::Value) -> Result<T> {
+    serde_json::from_value(v).map_err(|source| StoreError::Corrupt {
+        key: key.clone(),
+        source,
+    })
+}
+
+/// The embedded store: one SQLite database, one row per object, JSON bodies.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    events: broadcast::Sender<WatchEvent>,
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
+
+    pub fn in_memory() -> Result<Self> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Self> {
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             CREATE TABLE IF NOT EXISTS objects (
+                 kind TEXT NOT NULL,
+                 namespace TEXT NOT NULL,
+                 name TEXT NOT NULL,
+                 resource_version INTEGER NOT NULL,
+                 body TEXT NOT NULL,
+                 PRIMARY KEY (kind, namespace, name)
+             );
+             CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+             INSERT OR IGNORE INTO counters VALUES ('resource_version', 0);",
+        )?;
+        let (events, _) = broadcast::channel(4096);
+        Ok(Self {
+            conn: Mutex::new(conn),
+            events,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn next_version(tx: &rusqlite::Transaction<'_>) -> Result<i64> {
+        tx.execute(
+            "UPDATE counters SET value = value + 1 WHERE name = 'resource_version'",
+            [],
+        )?;
+        Ok(tx.query_row(
+            "SELECT value FROM counters WHERE name = 'resource_version'",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn read(conn: &Connection, key: &ObjectKey) -> Result<Option<serde_json::Value>> {
+        let body: Option<String> = conn
+            .query_row(
+                "SELECT body FROM objects WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
+                params![key.kind, key.namespace, key.name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        body.map(|b| {
+            serde_json::from_str(&b).map_err(|source| StoreError::Corrupt {
+                key: key.clone(),
+                source,
+            })
+        })
+        .transpose()
+    }
+
+    fn write(
+        tx: &rusqlite::Transaction<'_>,
+        key: &ObjectKey,
+        version: i64,
+        body: &serde_json::Value,
+    ) -> Result<()> {
+        tx.execute(
+            "INSERT INTO objects (kind, namespace, name, resource_version, body) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (kind, namespace, name) DO UPDATE SET resource_version = ?4, body = ?5",
+            params![key.kind, key.namespace, key.name, version, body.to_string()],
+        )?;
+        Ok(())
+    }
+
+    fn notify(&self, event: WatchEvent) {
+        // No receiver is fine: nobody watches yet.
+        let _ = self.events.send(event);
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn get_raw(&self, key: &ObjectKey) -> Result<Option<serde_json::Value>> {
+        Self::read(&self.lock(), key)
+    }
+
+    async fn list_raw(
+        &self,
+        kind: &'static str,
+        namespace: Option<&str>,
+    ) -> Result<Vec<serde_json::Value>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT namespace, name, body FROM objects WHERE kind = ?1 AND (?2 IS NULL OR namespace = ?2)
+             ORDER BY namespace, name",
+        )?;
+        let rows = stmt.query_map(params![kind, namespace], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (namespace, name, body) = row?;
+            let key = ObjectKey {
+                kind,
+                namespace,
+                name,
+            };
+            out.push(
+                serde_json::from_str(&body)
+                    .map_err(|source| StoreError::Corrupt { key, source })?,
+            );
+        }
+        Ok(out)
+    }
+
+    async fn create_raw(
+        &self,
+        key: &ObjectKey,
+        mut object: serde_json::Value,
+    ) -> Result<serde_json::Value> {
+        {
+            let mut conn = self.lock();
+            let tx = conn.transaction()?;
+            if Self::read(&tx, key)?.is_some() {
+                return Err(StoreError::AlreadyExists { key: key.clone() });
+            }
+            let version = Self::next_version(&tx)?;
+            let meta = &mut object["metadata"];
+            meta["name"] = key.name.clone().into();
+            meta["namespace"] = key.namespace.clone().into();
+            meta["uid"] = uuid::Uuid::new_v4().to_string().into();
+            meta["generation"] = 1.into();
+            meta["resourceVersion"] = version.to_string().into();
+            meta["creationTimestamp"] =
+                Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true).into();
+            Self::write(&tx, key, version, &object)?;
+            tx.commit()?;
+        }
+        self.notify(WatchEvent::Upserted(key.clone()));
+        Ok(object)
+    }
+
+    async fn update_raw(
+        &self,
+        key: &ObjectKey,
+        mut object: serde_json::Value,
+        status_only: bool,
+    ) -> Result<serde_json::Value> {
+        let changed;
+        {
+            let mut conn = self.lock();
+            let tx = conn.transaction()?;
+            let Some(stored) = Self::read(&tx, key)? else {
+                return Err(StoreError::NotFound { key: key.clone() });
+            };
+            let stored_version = stored["metadata"]["resourceVersion"].clone();
+            if let Some(expected) = object["metadata"]["resourceVersion"].as_str() {
+                if Some(expected) != stored_version.as_str() {
+                    return Err(StoreError::Conflict {
+                        key: key.clone(),
+                        expected: expected.to_owned(),
+                    });
+                }
+            }
+            if status_only {
+                let status = object["status"].take();
+                object = stored.clone();
+                object["status"] = status;
+            } else {
+                // Identity and bookkeeping are the server's; status has its own writer.
+                for field in ["uid", "creationTimestamp", "generation"] {
+                    object["metadata"][field] = stored["metadata"][field].clone();
+                }
+                object["metadata"]["name"] = key.name.clone().into();
+                object["metadata"]["namespace"] = key.namespace.clone().into();
+                object["status"] = stored["status"].clone();
+                if object["spec"] != stored["spec"] {
+                    let generation = stored["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
+                    object["metadata"]["generation"] = generation.into();
+                }
+            }
+            if object["status"].is_null() {
+                if let Some(map) = object.as_object_mut() {
+                    map.remove("status");
+                }
+            }
+            object["metadata"]["resourceVersion"] = stored_version;
+            changed = object != stored;
+            if changed {
+                let version = Self::next_version(&tx)?;
+                object["metadata"]["resourceVersion"] = version.to_string().into();
+                Self::write(&tx, key, version, &object)?;
+                tx.commit()?;
+            }
+        }
+        if changed {
+            self.notify(WatchEvent::Upserted(key.clone()));
+        }
+        Ok(object)
+    }
+
+    async fn delete_raw(&self, key: &ObjectKey) -> Result<bool> {
+        let deleted = self.lock().execute(
+            "DELETE FROM objects WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
+            params![key.kind, key.namespace, key.name],
+        )? > 0;
+        if deleted {
+            self.notify(WatchEvent::Deleted(key.clone()));
+        }
+        Ok(deleted)
+    }
+
+    fn watch(&self) -> broadcast::Receiver<WatchEvent> {
+        self.events.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paas_api::serving::{Container, ServiceSpec};
+    use paas_api::Service;
+
+    fn hello(image: &str) -> Service {
+        let mut spec = ServiceSpec::default();
+        spec.template.spec.containers.push(Container {
+            image: Some(image.into()),
+            ..Container::default()
+        });
+        Service::new("default", "hello", spec)
+    }
+
+    #[tokio::test]
+    async fn create_sets_kubernetes_metadata() {
+        let store = SqliteStore::in_memory().unwrap();
+        let svc = store.create(&hello("a")).await.unwrap();
+        assert_eq!(svc.metadata.generation, Some(1));
+        assert!(svc.metadata.uid.is_some());
+        assert!(svc.metadata.creation_timestamp.is_some());
+        assert_eq!(svc.metadata.resource_version.as_deref(), Some("1"));
+        assert!(matches!(
+            store.create(&hello("a")).await,
+            Err(StoreError::AlreadyExists { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn generation_grows_only_when_spec_changes() {
+        let store = SqliteStore::in_memory().unwrap();
+        let svc = store.create(&hello("a")).await.unwrap();
+        let same = store.update(&svc).await.unwrap();
+        assert_eq!(same.metadata.generation, Some(1));
+        assert_eq!(
+            same.metadata.resource_version,
+            svc.metadata.resource_version
+        );
+        let changed = store.update(&hello("b")).await.unwrap();
+        assert_eq!(changed.metadata.generation, Some(2));
+        assert_eq!(changed.metadata.uid, svc.metadata.uid);
+    }
+
+    #[tokio::test]
+    async fn stale_resource_version_conflicts() {
+        let store = SqliteStore::in_memory().unwrap();
+        let v1 = store.create(&hello("a")).await.unwrap();
+        let mut v2 = v1.clone();
+        v2.spec.template.spec.containers[0].image = Some("b".into());
+        store.update(&v2).await.unwrap();
+        let mut stale = v1.clone();
+        stale.spec.template.spec.containers[0].image = Some("c".into());
+        assert!(matches!(
+            store.update(&stale).await,
+            Err(StoreError::Conflict { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn status_updates_keep_spec_and_generation() {
+        let store = SqliteStore::in_memory().unwrap();
+        let svc = store.create(&hello("a")).await.unwrap();
+        let mut with_status = svc.clone();
+        with_status.status.url = Some("http://x".into());
+        with_status.spec.template.spec.containers[0].image = Some("ignored".into());
+        let stored = store.update_status(&with_status).await.unwrap();
+        assert_eq!(stored.status.url.as_deref(), Some("http://x"));
+        assert_eq!(stored.spec, svc.spec);
+        assert_eq!(stored.metadata.generation, Some(1));
+        // A spec update keeps the status written before.
+        let mut next = stored.clone();
+        next.status = Default::default();
+        let kept = store.update(&next).await.unwrap();
+        assert_eq!(kept.status.url.as_deref(), Some("http://x"));
+    }
+
+    #[tokio::test]
+    async fn watch_sees_commits() {
+        let store = SqliteStore::in_memory().unwrap();
+        let mut rx = store.watch();
+        store.create(&hello("a")).await.unwrap();
+        store.delete::<Service>("default", "hello").await.unwrap();
+        let key = key_of::<Service>("default", "hello");
+        assert_eq!(rx.recv().await.unwrap(), WatchEvent::Upserted(key.clone()));
+        assert_eq!(rx.recv().await.unwrap(), WatchEvent::Deleted(key));
+    }
+
+    #[tokio::test]
+    async fn survives_reopen() {
+        let path = std::env::temp_dir().join(format!("paas-store-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            store.create(&hello("a")).await.unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let svc: Service = store.get("default", "hello").await.unwrap().unwrap();
+        assert_eq!(
+            svc.spec.template.spec.containers[0].image.as_deref(),
+            Some("a")
+        );
+        let next = store
+            .create(&Service::new("default", "other", ServiceSpec::default()))
+            .await
+            .unwrap();
+        assert_eq!(next.metadata.resource_version.as_deref(), Some("2"));
+        let _ = std::fs::remove_file(&path);
+    }
+}

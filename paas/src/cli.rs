@@ -1,0 +1,192 @@
+//! The command line, in one place: every command, flag, environment variable and default.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "paas",
+    version,
+    about = "A serverless platform: container images in, autoscaled HTTP endpoints out",
+    long_about = "A serverless platform in the style of Knative.\n\nStart it with `paas up`, then `paas deploy hello --image paas-samples/hello:latest` and `curl http://hello.default.localhost:8080/`."
+)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: Global,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Global {
+    /// Data directory: the store, the API token and replica logs live here.
+    #[arg(long, global = true, env = "PAAS_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// API server the CLI talks to [default: the one `paas up` recorded in the data directory, else http://127.0.0.1:7070].
+    #[arg(long, global = true, env = "PAAS_SERVER")]
+    pub(crate) server: Option<String>,
+    /// API token [default: the data directory's `token` file].
+    #[arg(long, global = true, env = "PAAS_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the platform: controller, gateway and runtime in one process.
+    Up(UpArgs),
+    /// Create or update a service from an image (or a command) and wait until it is ready.
+    Deploy(DeployArgs),
+    /// Create or update the resources in YAML manifests.
+    Apply(ApplyArgs),
+    /// List resources, or show one.
+    Get(GetArgs),
+    /// Show a resource in detail: status, conditions, traffic, revisions.
+    Describe(DescribeArgs),
+    /// Delete a service with its configuration, revisions, route and replicas.
+    Delete(DeleteArgs),
+    /// Print the logs of a service's replicas.
+    Logs(LogsArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum RuntimeKind {
+    /// Containers on the local Docker Engine.
+    Docker,
+    /// Local child processes running the container's command.
+    Process,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UpArgs {
+    /// Gateway listen address (PORT or HOST:PORT).
+    #[arg(long, env = "PAAS_HTTP", default_value = "127.0.0.1:8080")]
+    pub(crate) http: String,
+    /// API listen address (PORT or HOST:PORT).
+    #[arg(long, env = "PAAS_API", default_value = "127.0.0.1:7070")]
+    pub(crate) api: String,
+    /// Where replicas run.
+    #[arg(long, env = "PAAS_RUNTIME", value_enum, default_value = "docker")]
+    pub(crate) runtime: RuntimeKind,
+    /// Docker Engine socket.
+    #[arg(long, env = "DOCKER_SOCKET", default_value = paas_runtime::docker::DEFAULT_SOCKET)]
+    pub(crate) docker_socket: PathBuf,
+    /// Log filter, e.g. `info` or `paas_controller=debug`.
+    #[arg(long, env = "PAAS_LOG", default_value = "info")]
+    pub(crate) log: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub(crate) enum OutputFormat {
+    #[default]
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DeployArgs {
+    /// Service name (a DNS-1035 label).
+    pub(crate) name: String,
+    /// Container image; must exist locally. Required when creating, unless --cmd is given.
+    #[arg(long)]
+    pub(crate) image: Option<String>,
+    #[arg(short, long, default_value = paas_api::DEFAULT_NAMESPACE)]
+    pub(crate) namespace: String,
+    /// Environment variable NAME=VALUE; NAME- removes it. Repeatable.
+    #[arg(long = "env", short = 'e', value_name = "NAME=VALUE")]
+    pub(crate) env: Vec<String>,
+    /// Port the container listens on ($PORT) [default: 8080].
+    #[arg(long)]
+    pub(crate) port: Option<u16>,
+    /// Entrypoint, one element per flag: --cmd sh --cmd /app/start.sh. Replaces the previous one.
+    #[arg(long = "cmd", value_name = "COMMAND")]
+    pub(crate) cmd: Vec<String>,
+    /// Argument, one per flag. Replaces the previous ones.
+    #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub(crate) args: Vec<String>,
+    /// Hard limit of concurrent requests per replica (0 = unlimited).
+    #[arg(long)]
+    pub(crate) concurrency_limit: Option<u32>,
+    /// Revision annotation KEY=VALUE (e.g. autoscaling.knative.dev/min-scale=2); KEY- removes it.
+    #[arg(long = "annotation", short = 'a', value_name = "KEY=VALUE")]
+    pub(crate) annotations: Vec<String>,
+    /// Request timeout in seconds (timeoutSeconds).
+    #[arg(long)]
+    pub(crate) timeout: Option<u64>,
+    /// Return at once instead of waiting for the service to be ready.
+    #[arg(long)]
+    pub(crate) no_wait: bool,
+    /// How long to wait for ready, in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub(crate) wait_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ApplyArgs {
+    /// A manifest file, a directory of them, or - for standard input.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub(crate) files: Vec<String>,
+    /// Namespace for resources that name none.
+    #[arg(short, long, default_value = paas_api::DEFAULT_NAMESPACE)]
+    pub(crate) namespace: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GetArgs {
+    /// services (ksvc), revisions (rev), routes (rt) or configurations (config).
+    pub(crate) kind: String,
+    /// One resource by name; all when omitted.
+    pub(crate) name: Option<String>,
+    #[arg(short, long, default_value = paas_api::DEFAULT_NAMESPACE)]
+    pub(crate) namespace: String,
+    /// List across all namespaces.
+    #[arg(short = 'A', long)]
+    pub(crate) all_namespaces: bool,
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub(crate) output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DescribeArgs {
+    /// service (ksvc), revision (rev), route (rt) or configuration (config).
+    pub(crate) kind: String,
+    pub(crate) name: String,
+    #[arg(short, long, default_value = paas_api::DEFAULT_NAMESPACE)]
+    pub(crate) namespace: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DeleteArgs {
+    /// service (ksvc).
+    pub(crate) kind: String,
+    /// Names of the services to delete.
+    #[arg(required = true)]
+    pub(crate) names: Vec<String>,
+    #[arg(short, long, default_value = paas_api::DEFAULT_NAMESPACE)]
+    pub(crate) namespace: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LogsArgs {
+    pub(crate) service: String,
+    #[arg(short, long, default_value = paas_api::DEFAULT_NAMESPACE)]
+    pub(crate) namespace: String,
+    /// Keep printing new lines.
+    #[arg(short, long)]
+    pub(crate) follow: bool,
+    /// Lines per replica to start with.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) tail: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,118 @@
+//! `paas apply -f`: every manifest is read and checked before anything is sent, so a
+//! bad file changes nothing.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _, Result};
+use http::Method;
+use paas_api::{parse_manifests, Object, Resource};
+
+use crate::cli::ApplyArgs;
+use crate::client::ApiClient;
+
+pub(crate) async fn apply(client: &ApiClient, a: ApplyArgs) -> Result<ExitCode> {
+    let mut sources: Vec<(String, String)> = Vec::new();
+    for f in &a.files {
+        if f == "-" {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("reading standard input")?;
+            sources.push(("<stdin>".into(), text));
+            continue;
+        }
+        for path in manifest_files(Path::new(f))? {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            sources.push((path.display().to_string(), text));
+        }
+    }
+    let mut manifests = Vec::new();
+    let mut problems = Vec::new();
+    for (name, text) in &sources {
+        match parse_manifests(name, text) {
+            Ok(mut m) => manifests.append(&mut m),
+            Err(e) => problems.extend(e.problems),
+        }
+    }
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("error: {p}");
+        }
+        bail!(
+            "{} problem(s) in the manifests; nothing was applied",
+            problems.len()
+        );
+    }
+    if manifests.is_empty() {
+        bail!("no resources found in {}", a.files.join(", "));
+    }
+    for m in &manifests {
+        for w in &m.warnings {
+            eprintln!("Warning: {w}");
+        }
+    }
+    for m in manifests {
+        let Resource::Service(mut svc) = m.resource else {
+            bail!("{}: only Services can be applied", m.origin);
+        };
+        if svc.metadata.namespace.is_none() {
+            svc.metadata.namespace = Some(a.namespace.clone());
+        }
+        let ns = svc.namespace().to_owned();
+        let name = svc.name().to_owned();
+        let path = ApiClient::path(Some(&ns), "services", Some(&name));
+        let body = serde_json::to_value(&svc)?;
+        let outcome = match client.get(&path).await? {
+            Some(before) => {
+                let after = client
+                    .ok(Method::PUT, &path, Some(&body))
+                    .await
+                    .with_context(|| format!("{}: applying service {name}", m.origin))?;
+                if after.body["metadata"]["resourceVersion"]
+                    == before["metadata"]["resourceVersion"]
+                {
+                    "unchanged"
+                } else {
+                    "configured"
+                }
+            }
+            None => {
+                client
+                    .ok(
+                        Method::POST,
+                        &ApiClient::path(Some(&ns), "services", None),
+                        Some(&body),
+                    )
+                    .await
+                    .with_context(|| format!("{}: creating service {name}", m.origin))?;
+                "created"
+            }
+        };
+        println!("service.serving.knative.dev/{name} {outcome}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A file as given, or a directory's *.yaml, *.yml and *.json files in name order.
+fn manifest_files(path: &Path) -> Result<Vec<PathBuf>> {
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if !meta.is_dir() {
+        return Ok(vec![path.to_owned()]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .with_context(|| format!("cannot list {}", path.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml" | "json")
+            )
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}

@@ -1,0 +1,143 @@
+//! `paas up`: every component in one process, wired with in-process channels.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use paas_controller::fleet::Fleet;
+use paas_controller::reconcile::Context;
+use paas_controller::rest::{self, ApiState};
+use paas_controller::store::SqliteStore;
+use paas_gateway::{Gateway, RoutingTable};
+use paas_runtime::docker::DockerRuntime;
+use paas_runtime::process::ProcessRuntime;
+use paas_runtime::Runtime;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{RuntimeKind, UpArgs};
+use crate::config::{parse_listen, SERVER_FILE};
+
+/// The backend, kept concrete for the clean-up at shutdown.
+enum Backend {
+    Docker(Arc<DockerRuntime>),
+    Process(Arc<ProcessRuntime>),
+}
+
+pub(crate) async fn up(args: UpArgs, data_dir: &Path) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(&args.log).context("--log is not a valid filter")?)
+        .with_writer(std::io::stderr)
+        .init();
+    let http_addr = parse_listen(&args.http)
+        .map_err(anyhow::Error::msg)
+        .context("--http")?;
+    let api_addr = parse_listen(&args.api)
+        .map_err(anyhow::Error::msg)
+        .context("--api")?;
+
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let token = rest::token::load_or_create(data_dir)?;
+    let instance = instance_id(data_dir)?;
+    let store = SqliteStore::open(&data_dir.join("paas.db"))
+        .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+
+    let backend = match args.runtime {
+        RuntimeKind::Docker => Backend::Docker(
+            DockerRuntime::connect(args.docker_socket.clone(), instance.clone()).await?,
+        ),
+        RuntimeKind::Process => Backend::Process(ProcessRuntime::new(data_dir)?),
+    };
+    let runtime: Arc<dyn Runtime> = match &backend {
+        Backend::Docker(d) => d.clone(),
+        Backend::Process(p) => p.clone(),
+    };
+
+    let http = TcpListener::bind(http_addr).await.with_context(|| {
+        format!("cannot listen on {http_addr} for the gateway: is another `paas up` running? choose another with --http")
+    })?;
+    let api = TcpListener::bind(api_addr).await.with_context(|| {
+        format!("cannot listen on {api_addr} for the API: is another `paas up` running? choose another with --api")
+    })?;
+    std::fs::write(data_dir.join(SERVER_FILE), format!("http://{api_addr}\n"))
+        .context("cannot record the API address in the data directory")?;
+
+    let table = RoutingTable::new();
+    let gateway = Gateway::new(table.clone());
+    let (changes_tx, changes_rx) = tokio::sync::mpsc::unbounded_channel();
+    let fleet = Fleet::new(runtime.clone(), table.clone(), changes_tx);
+    let ctx = Arc::new(Context {
+        store: Arc::new(store),
+        fleet: fleet.clone(),
+        table: table.clone(),
+        http_port: http_addr.port(),
+        clock: chrono::Utc::now,
+    });
+
+    let tasks = vec![
+        tokio::spawn(fleet.run()),
+        tokio::spawn(paas_controller::controller::run(ctx.clone(), changes_rx)),
+        tokio::spawn(paas_gateway::serve(http, gateway.clone())),
+        tokio::spawn(rest::serve(
+            api,
+            ApiState {
+                ctx,
+                token: token.into(),
+                gateway,
+            },
+        )),
+    ];
+    tracing::info!(
+        gateway = %format!("http://{http_addr}"),
+        api = %format!("http://{api_addr}"),
+        data_dir = %data_dir.display(),
+        runtime = runtime.name(),
+        "paas is up"
+    );
+    eprintln!(
+        "paas is up: services at http://NAME.NAMESPACE.localhost:{} , API at http://{api_addr} , runtime {} , data in {}",
+        http_addr.port(),
+        runtime.name(),
+        data_dir.display()
+    );
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: stopping replicas");
+    for t in tasks {
+        t.abort();
+    }
+    match backend {
+        Backend::Docker(d) => d.remove_all().await,
+        Backend::Process(p) => p.kill_all(),
+    }
+    Ok(())
+}
+
+/// One id per data directory: it labels this installation's containers.
+fn instance_id(data_dir: &Path) -> Result<String> {
+    let path = data_dir.join("instance");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        if !id.trim().is_empty() {
+            return Ok(id.trim().to_owned());
+        }
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+    std::fs::write(&path, &id).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(id)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
