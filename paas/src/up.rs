@@ -28,6 +28,7 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_new(&args.log).context("--log is not a valid filter")?)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let http_addr = parse_listen(&args.http)
         .map_err(anyhow::Error::msg)

@@ -1,1 +1,367 @@
-//! e2e
+//! Harness for end-to-end tests: start the real `paas up` on free ports with a
+//! temporary data directory, run the real CLI against it, talk HTTP to its gateway,
+//! and clean up every process and container it started.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// The workspace's target/debug, where `cargo build --workspace --bins` put the binaries.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/debug/deps/e2e-HASH → target/debug
+    exe.parent().unwrap().parent().unwrap().to_owned()
+}
+
+pub fn binary(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeKind {
+    Docker,
+    Process,
+}
+
+/// A running `paas up`.
+#[derive(Debug)]
+pub struct Platform {
+    pub data_dir: PathBuf,
+    pub http_port: u16,
+    pub api_port: u16,
+    pub runtime: RuntimeKind,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Platform {
+    pub fn start(runtime: RuntimeKind) -> Self {
+        let data_dir =
+            std::env::temp_dir().join(format!("paas-e2e-{}-{}", std::process::id(), free_port()));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let mut p = Self {
+            log: data_dir.join("paas-up.log"),
+            data_dir,
+            http_port: free_port(),
+            api_port: free_port(),
+            runtime,
+            child: None,
+        };
+        p.boot();
+        p
+    }
+
+    /// Start `paas up` (again) on this data directory and ports.
+    pub fn boot(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let runtime = match self.runtime {
+            RuntimeKind::Docker => "docker",
+            RuntimeKind::Process => "process",
+        };
+        let child = Command::new(binary("paas"))
+            .arg("up")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--http")
+            .arg(self.http_port.to_string())
+            .arg("--api")
+            .arg(self.api_port.to_string())
+            .arg("--runtime")
+            .arg(runtime)
+            .env("PAAS_LOG", "info,paas_controller=debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = http(self.api_port, "127.0.0.1", "GET", "/healthz", &[], None) {
+                if r.status == 200 {
+                    return;
+                }
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("paas up exited with {status}:\n{}", self.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "paas up did not answer in 30 s:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// `kill -9`: no chance to clean anything up.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// SIGTERM and wait: the clean shutdown path.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while child.try_wait().unwrap().is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.wait();
+        }
+    }
+
+    /// The CLI against this platform.
+    pub fn paas(&self, args: &[&str]) -> Output {
+        self.paas_with_stdin(args, None)
+    }
+
+    pub fn paas_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new(binary("paas"));
+        cmd.args(args)
+            .env("PAAS_DATA_DIR", &self.data_dir)
+            .env_remove("PAAS_SERVER")
+            .env_remove("PAAS_TOKEN")
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        if let Some(text) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    /// The CLI, which must succeed; returns its stdout.
+    pub fn paas_ok(&self, args: &[&str]) -> String {
+        let out = self.paas(args);
+        assert!(
+            out.status.success(),
+            "paas {} failed ({}):\nstdout: {}\nstderr: {}\n--- paas up log ---\n{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log_text()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `paas get KIND -o json` items.
+    pub fn items(&self, kind: &str) -> Vec<serde_json::Value> {
+        let out = self.paas_ok(&["get", kind, "-o", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// GET a service through the gateway.
+    pub fn get(&self, service: &str, path: &str) -> Response {
+        let host = format!("{service}.default.localhost:{}", self.http_port);
+        http(self.http_port, &host, "GET", path, &[], None).unwrap()
+    }
+
+    /// GET until the answer is `status`, or panic after `within`.
+    pub fn wait_for(&self, service: &str, status: u16, within: Duration) -> Response {
+        let deadline = Instant::now() + within;
+        loop {
+            let r = self.get(service, "/");
+            if r.status == status {
+                return r;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{service} still answers {} {:?}\n--- paas up log ---\n{}",
+                r.status,
+                r.body,
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Containers this installation owns, as Docker lists them.
+    pub fn containers(&self) -> Vec<String> {
+        let instance = std::fs::read_to_string(self.data_dir.join("instance")).unwrap();
+        let out = Command::new("docker")
+            .args(["ps", "-a", "-q", "--no-trunc", "--filter"])
+            .arg(format!("label=paas.dev/instance={}", instance.trim()))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    pub fn container_label(&self, id: &str, label: &str) -> String {
+        let out = Command::new("docker")
+            .args(["inspect", "--format"])
+            .arg(format!("{{{{ index .Config.Labels \"{label}\" }}}}"))
+            .arg(id)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        self.stop();
+        if self.runtime == RuntimeKind::Docker {
+            if let Ok(instance) = std::fs::read_to_string(self.data_dir.join("instance")) {
+                let ids = Command::new("docker")
+                    .args(["ps", "-a", "-q", "--filter"])
+                    .arg(format!("label=paas.dev/instance={}", instance.trim()))
+                    .output();
+                if let Ok(out) = ids {
+                    for id in String::from_utf8_lossy(&out.stdout).lines() {
+                        let _ = Command::new("docker").args(["rm", "-f", id]).output();
+                    }
+                }
+            }
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request on its own connection.
+pub fn http(
+    port: u16,
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> std::io::Result<Response> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    if !body.is_empty() || method != "GET" {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_owned()
+    };
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Write a manifest into `dir` and return its path.
+pub fn write_manifest(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

@@ -145,7 +145,7 @@ async fn wait_ready(client: &ApiClient, a: &DeployArgs, generation: i64) -> Resu
             .as_str()
             .map(str::to_owned);
         let (ready, reason, message) = condition(&svc, "Ready");
-        let rev = match &latest {
+        let rev = match latest.as_ref().filter(|_| observed >= generation) {
             Some(r) => {
                 client
                     .get(&ApiClient::path(Some(&a.namespace), "revisions", Some(r)))
@@ -205,10 +205,10 @@ async fn wait_ready(client: &ApiClient, a: &DeployArgs, generation: i64) -> Resu
                 )
             })
             .unwrap_or_else(|| "creating revision".into());
-        let line = format!(
-            "Waiting for {} to be ready: {replicas}",
-            latest.as_deref().unwrap_or("the new revision")
-        );
+        let line = match (&latest, current) {
+            (Some(r), true) => format!("Waiting for {r} to be ready: {replicas}"),
+            _ => "Waiting for the new revision to be created".to_owned(),
+        };
         if tty {
             eprint!(
                 "\r\x1b[2K{} {line} ({:.0}s)",
