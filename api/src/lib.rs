@@ -13,7 +13,7 @@ pub mod validation;
 pub use condition::{Condition, ConditionStatus, Conditions};
 pub use manifest::{parse_manifests, Manifest, ManifestError};
 pub use meta::ObjectMeta;
-pub use object::{Object, Resource, TypeMeta};
+pub use object::{Object, Resource, RevisionKey, TypeMeta};
 pub use serving::{
     Configuration, Container, Revision, RevisionSpec, RevisionTemplate, Route, Service,
     TrafficTarget,

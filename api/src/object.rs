@@ -96,3 +96,16 @@ pub fn plural_for(name: &str) -> Option<&'static str> {
         _ => return None,
     })
 }
+
+/// A revision, by namespace and name: how the data path names what it routes to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RevisionKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for RevisionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}

@@ -1,1 +1,63 @@
-//! paas-eventing
+//! Eventing: CloudEvents ingress, the event log, triggers and the dispatcher.
+//!
+//! This crate starts with its seam, [`EventLog`]: brokers append CloudEvents to a log
+//! (one topic per broker) and each trigger consumes it as a group, committing an
+//! offset only after its event was delivered or dead-lettered. Two backends will
+//! implement it: an embedded segment log in the data directory, and Kafka.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+/// One record in the CloudEvents Kafka binding's binary mode: `ce_` headers carry the
+/// attributes, the value carries the data, `partitionkey` becomes the key.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Record {
+    pub key: Option<Bytes>,
+    pub headers: Vec<(String, Bytes)>,
+    pub value: Bytes,
+}
+
+/// Where a record sits in its topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// A record handed to a consumer, with its position for the commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub position: Position,
+    pub record: Record,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("topic {topic} does not exist")]
+    NoSuchTopic { topic: String },
+    #[error("event log backend failed on {topic}: {message}")]
+    Backend { topic: String, message: String },
+}
+
+/// The event log seam.
+#[async_trait]
+pub trait EventLog: Send + Sync + fmt::Debug + 'static {
+    /// Append records; returns once they are durable (fsynced, or acknowledged by all
+    /// in-sync replicas), so that the ingress may answer 202.
+    async fn append(&self, topic: &str, records: Vec<Record>) -> Result<Vec<Position>, LogError>;
+
+    /// Join consumer group `group` on `topic`, resuming after its committed offsets.
+    async fn subscribe(&self, topic: &str, group: &str) -> Result<Box<dyn Subscription>, LogError>;
+}
+
+/// One group member's view of a topic.
+#[async_trait]
+pub trait Subscription: Send + fmt::Debug {
+    /// The next record, waiting for one to be appended.
+    async fn next(&mut self) -> Result<Delivery, LogError>;
+
+    /// Everything up to and including `position` in its partition is done.
+    async fn commit(&mut self, position: Position) -> Result<(), LogError>;
+}

@@ -5,7 +5,6 @@
 //! replaced whole by the controller and read lock-free by every request.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,18 +12,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-/// A revision, by namespace and name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RevisionKey {
-    pub namespace: String,
-    pub name: String,
-}
-
-impl fmt::Display for RevisionKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
+pub use paas_api::RevisionKey;
 
 /// One ready replica and the requests it is serving now.
 #[derive(Debug)]
