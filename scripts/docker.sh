@@ -16,7 +16,9 @@ fi
 
 echo "docker.sh: starting dockerd" >&2
 log=/var/log/paas-dockerd.log
-nohup dockerd >"$log" 2>&1 &
+# Published ports through iptables rather than docker-proxy, a userland copy loop that
+# would cost more CPU per request than the gateway itself.
+nohup dockerd --userland-proxy=false >"$log" 2>&1 &
 for _ in $(seq 1 150); do
     if docker info >/dev/null 2>&1; then
         exit 0

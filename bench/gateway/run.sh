@@ -4,12 +4,16 @@
 #   nginx   wrk -> nginx (keep-alive reverse proxy) -> the same replica
 #   paas    wrk -> paas gateway -> the same replica
 # Prints requests/s and p99 for each, and the ratios gateway/direct and gateway/nginx.
-# Settings: DURATION (s, default 10), CONNECTIONS (default 50), THREADS (default 2).
+# Each path is measured ROUNDS times, the paths taking turns so that a noisy moment on
+# this shared machine hits all of them; the median of each is reported.
+# Settings: DURATION (s per round, default 5), ROUNDS (default 3), CONNECTIONS (default
+# 50), THREADS (default 2).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$PWD
 
-DURATION=${DURATION:-10}
+DURATION=${DURATION:-5}
+ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-50}
 THREADS=${THREADS:-2}
 
@@ -84,16 +88,23 @@ run() {
     echo "$name $rps $p99"
 }
 
-echo "gateway benchmark: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, hello replica at 127.0.0.1:$replica_port" >&2
-direct=$(run direct "http://127.0.0.1:$replica_port/")
-nginx=$(run nginx "http://127.0.0.1:$nginx_port/" "hello.default.localhost")
-gateway=$(run paas "http://127.0.0.1:$http_port/" "hello.default.localhost:$http_port")
+echo "gateway benchmark: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s x $ROUNDS rounds, hello replica at 127.0.0.1:$replica_port" >&2
+results=()
+for round in $(seq 1 "$ROUNDS"); do
+    results+=("$(run direct "http://127.0.0.1:$replica_port/")")
+    results+=("$(run nginx "http://127.0.0.1:$nginx_port/" "hello.default.localhost")")
+    results+=("$(run paas "http://127.0.0.1:$http_port/" "hello.default.localhost:$http_port")")
+    echo "round $round: ${results[*]: -3}" >&2
+done
 
-python3 - "$direct" "$nginx" "$gateway" <<'PY'
-import sys
-rows = [r.split() for r in sys.argv[1:]]
-data = {name: (float(rps), float(p99)) for name, rps, p99 in rows}
-print(f"{'path':<8}{'requests/s':>14}{'p99 ms':>10}")
+python3 - "${results[@]}" <<'PY'
+import statistics, sys
+runs = {}
+for r in sys.argv[1:]:
+    name, rps, p99 = r.split()
+    runs.setdefault(name, []).append((float(rps), float(p99)))
+data = {n: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v)) for n, v in runs.items()}
+print(f"{'path':<8}{'requests/s':>14}{'p99 ms':>10}   (median of {len(runs['paas'])} rounds)")
 for name, (rps, p99) in data.items():
     print(f"{name:<8}{rps:>14.0f}{p99:>10.2f}")
 g, d, n = data["paas"], data["direct"], data["nginx"]

@@ -1,5 +1,6 @@
-//! A response body that holds the replica's in-flight slot until the last byte has
-//! been streamed to the client (or the client went away).
+//! Response bodies: the replica's, streamed while holding its in-flight slot until the
+//! last byte, or a short one the gateway wrote itself. An enum rather than a boxed
+//! body, to save an allocation per response.
 
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -8,7 +9,10 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
+use hyper::body::Incoming;
 
+use crate::pool::{Pool, Sender};
 use crate::route_table::{Endpoint, RevisionEndpoints};
 
 /// Counts one request in flight on an endpoint and its revision while alive.
@@ -27,6 +31,14 @@ impl InFlight {
     }
 }
 
+/// The connection a response came on, to go back to its pool once the body is read.
+#[derive(Debug)]
+pub(crate) struct Checkout {
+    pub(crate) pool: Arc<Pool>,
+    pub(crate) addr: std::net::SocketAddr,
+    pub(crate) sender: Sender,
+}
+
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -35,43 +47,89 @@ impl Drop for InFlight {
 }
 
 #[derive(Debug)]
-pub(crate) struct CountedBody<B> {
-    inner: B,
-    guard: Option<InFlight>,
+pub(crate) enum ProxyBody {
+    Upstream {
+        inner: Incoming,
+        guard: Option<InFlight>,
+        checkout: Option<Checkout>,
+    },
+    Local(Full<Bytes>),
 }
 
-impl<B> CountedBody<B> {
-    pub(crate) fn new(inner: B, guard: InFlight) -> Self {
-        Self {
+impl ProxyBody {
+    pub(crate) fn upstream(inner: Incoming, guard: InFlight, checkout: Checkout) -> Self {
+        ProxyBody::Upstream {
             inner,
             guard: Some(guard),
+            checkout: Some(checkout),
         }
     }
 }
 
-impl<B> Body for CountedBody<B>
-where
-    B: Body<Data = Bytes> + Unpin,
-{
+impl Drop for ProxyBody {
+    fn drop(&mut self) {
+        // A body the server never polled because it knew it was empty is still complete.
+        if let ProxyBody::Upstream {
+            inner, checkout, ..
+        } = self
+        {
+            if inner.is_end_stream() {
+                if let Some(c) = checkout.take() {
+                    c.pool.checkin(c.addr, c.sender);
+                }
+            }
+        }
+    }
+}
+
+impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = B::Error;
+    type Error = hyper::Error;
 
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
-            self.guard = None;
+        match self.get_mut() {
+            ProxyBody::Upstream {
+                inner,
+                guard,
+                checkout,
+            } => {
+                let polled = Pin::new(inner).poll_frame(cx);
+                match &polled {
+                    Poll::Ready(None) => {
+                        *guard = None;
+                        if let Some(c) = checkout.take() {
+                            c.pool.checkin(c.addr, c.sender);
+                        }
+                    }
+                    // A broken response leaves the connection in an unknown state: drop it.
+                    Poll::Ready(Some(Err(_))) => {
+                        *guard = None;
+                        *checkout = None;
+                    }
+                    _ => {}
+                }
+                polled
+            }
+            ProxyBody::Local(full) => Pin::new(full)
+                .poll_frame(cx)
+                .map_err(|never| match never {}),
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match self {
+            ProxyBody::Upstream { inner, .. } => inner.is_end_stream(),
+            ProxyBody::Local(full) => full.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match self {
+            ProxyBody::Upstream { inner, .. } => inner.size_hint(),
+            ProxyBody::Local(full) => full.size_hint(),
+        }
     }
 }

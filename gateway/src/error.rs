@@ -14,12 +14,19 @@ pub enum ProxyError {
     NoReadyReplica { revision: String },
     #[error("{revision} did not answer within {secs} s (timeoutSeconds)")]
     Timeout { revision: String, secs: u64 },
+    #[error("{revision} replica at {addr} cannot be reached: {source}")]
+    Connect {
+        revision: String,
+        addr: std::net::SocketAddr,
+        #[source]
+        source: crate::pool::ConnectError,
+    },
     #[error("{revision} replica at {addr} failed: {source}")]
     Upstream {
         revision: String,
         addr: std::net::SocketAddr,
         #[source]
-        source: hyper_util::client::legacy::Error,
+        source: hyper::Error,
     },
 }
 
@@ -30,7 +37,7 @@ impl ProxyError {
             ProxyError::UnknownHost { .. } => StatusCode::NOT_FOUND,
             ProxyError::NoReadyReplica { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            ProxyError::Connect { .. } | ProxyError::Upstream { .. } => StatusCode::BAD_GATEWAY,
         }
     }
 

@@ -2,8 +2,6 @@
 //! the request's, so they are dropped both ways; X-Forwarded-* tell the replica who
 //! asked and how.
 
-use std::net::IpAddr;
-
 use http::header::{
     HeaderName, CONNECTION, HOST, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER,
     TRANSFER_ENCODING, UPGRADE,
@@ -18,15 +16,8 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 
 /// Remove RFC 9110 §7.6.1 hop-by-hop headers, including those the Connection header names.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    if headers.contains_key(CONNECTION) {
+        remove_connection_named(headers);
     }
     for name in [
         CONNECTION,
@@ -43,15 +34,34 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Append the client to X-Forwarded-For and set X-Forwarded-Proto and -Host.
-pub(crate) fn set_forwarded(headers: &mut HeaderMap, client: IpAddr) {
-    let client = client.to_string();
-    let xff = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) if !prior.is_empty() => format!("{prior}, {client}"),
-        _ => client,
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert(X_FORWARDED_FOR, v);
+fn remove_connection_named(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+}
+
+/// Append the client (its address, already a header value) to X-Forwarded-For and set
+/// X-Forwarded-Proto and -Host.
+pub(crate) fn set_forwarded(headers: &mut HeaderMap, client: Option<HeaderValue>) {
+    if let Some(client) = client {
+        let prior = headers
+            .get(X_FORWARDED_FOR)
+            .and_then(|v| v.to_str().ok())
+            .filter(|p| !p.is_empty());
+        let value = match (prior, client.to_str()) {
+            (Some(prior), Ok(c)) => HeaderValue::from_str(&format!("{prior}, {c}")).ok(),
+            _ => Some(client),
+        };
+        if let Some(v) = value {
+            headers.insert(X_FORWARDED_FOR, v);
+        }
     }
     if !headers.contains_key(X_FORWARDED_PROTO) {
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
@@ -86,7 +96,7 @@ mod tests {
             HOST,
             HeaderValue::from_static("hello.default.localhost:8080"),
         );
-        set_forwarded(&mut h, "127.0.0.1".parse().unwrap());
+        set_forwarded(&mut h, Some(HeaderValue::from_static("127.0.0.1")));
         assert_eq!(h[X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
         assert_eq!(h[X_FORWARDED_PROTO], "http");
         assert_eq!(h[X_FORWARDED_HOST], "hello.default.localhost:8080");

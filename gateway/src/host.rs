@@ -1,17 +1,25 @@
 //! Reading the Host a request is for.
 
+use std::borrow::Cow;
+
 use http::header::HOST;
 use http::Request;
 
 /// The request's host, lower-cased, without port: from the Host header, else the
 /// absolute URI's authority (HTTP/1.1 proxies may send either).
-pub(crate) fn request_host<B>(req: &Request<B>) -> Option<String> {
+pub(crate) fn request_host<B>(req: &Request<B>) -> Option<Cow<'_, str>> {
     let raw = req
         .headers()
         .get(HOST)
         .and_then(|h| h.to_str().ok())
         .or_else(|| req.uri().host())?;
-    Some(strip_port(raw).trim_end_matches('.').to_ascii_lowercase())
+    let host = strip_port(raw).trim_end_matches('.');
+    // Clients send lower case almost always; copy only when they did not.
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Some(Cow::Owned(host.to_ascii_lowercase()))
+    } else {
+        Some(Cow::Borrowed(host))
+    }
 }
 
 fn strip_port(host: &str) -> &str {
@@ -32,7 +40,7 @@ mod tests {
     use super::*;
 
     fn host_of(h: &str) -> Option<String> {
-        request_host(&Request::builder().header(HOST, h).body(()).unwrap())
+        request_host(&Request::builder().header(HOST, h).body(()).unwrap()).map(Cow::into_owned)
     }
 
     #[test]

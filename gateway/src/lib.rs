@@ -8,12 +8,14 @@ mod error;
 mod forwarded;
 mod host;
 pub mod metrics;
+mod pool;
 mod proxy;
 pub mod route_table;
 mod server;
 
 pub use error::ProxyError;
+pub use pool::ConnectError;
 pub use route_table::{
     Endpoint, RevisionEndpoints, RevisionKey, Route, RoutingTable, WeightedRevision,
 };
-pub use server::{serve, Gateway};
+pub use server::{BoundGateway, Gateway};

@@ -18,13 +18,19 @@ pub use paas_api::RevisionKey;
 #[derive(Debug)]
 pub struct Endpoint {
     pub addr: SocketAddr,
+    /// The address as a URI authority, built once rather than per request.
+    pub authority: http::uri::Authority,
     pub in_flight: AtomicUsize,
 }
 
 impl Endpoint {
     pub fn new(addr: SocketAddr) -> Arc<Self> {
+        let authority = http::uri::Authority::try_from(addr.to_string().as_str())
+            // Invariant: a socket address always prints as a valid authority.
+            .unwrap_or_else(|_| http::uri::Authority::from_static("127.0.0.1"));
         Arc::new(Self {
             addr,
+            authority,
             in_flight: AtomicUsize::new(0),
         })
     }

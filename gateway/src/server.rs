@@ -1,12 +1,17 @@
-//! The gateway's listener: HTTP/1.1 with keep-alive, one task per connection.
+//! The gateway's listeners: one thread per core, each with its own single-threaded
+//! runtime, its own SO_REUSEPORT listener and its own pool of replica connections, as
+//! nginx runs one worker per core. A request and its upstream connection then never
+//! hop between threads; only the routing table and the counters are shared.
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use hyper::header::HeaderValue;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 use crate::metrics::GatewayMetrics;
 use crate::proxy::Proxy;
@@ -15,18 +20,15 @@ use crate::route_table::RoutingTable;
 /// The gateway: its routing table and counters, shared with the controller.
 #[derive(Debug, Clone)]
 pub struct Gateway {
-    proxy: Arc<Proxy>,
     pub table: Arc<RoutingTable>,
     pub metrics: Arc<GatewayMetrics>,
 }
 
 impl Gateway {
     pub fn new(table: Arc<RoutingTable>) -> Self {
-        let metrics = Arc::new(GatewayMetrics::default());
         Self {
-            proxy: Arc::new(Proxy::new(table.clone(), metrics.clone())),
             table,
-            metrics,
+            metrics: Arc::new(GatewayMetrics::default()),
         }
     }
 
@@ -34,10 +36,77 @@ impl Gateway {
     pub fn render_metrics(&self, out: &mut String) {
         self.metrics.render(&self.table, out);
     }
+
+    /// Bind one listening socket per worker on `addr`. Binding happens here, so that
+    /// a port in use is reported before anything runs.
+    pub fn bind(self, addr: SocketAddr, workers: usize) -> io::Result<BoundGateway> {
+        let workers = workers.max(1);
+        let mut listeners = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let socket = if addr.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            socket.set_reuseaddr(true)?;
+            socket.set_reuseport(true)?;
+            socket.set_nodelay(true)?;
+            socket.bind(addr)?;
+            // Each worker registers its listener with its own runtime later.
+            listeners.push(socket.listen(4096)?.into_std()?);
+        }
+        Ok(BoundGateway {
+            gateway: self,
+            listeners,
+        })
+    }
 }
 
-/// Serve requests on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, gateway: Gateway) {
+/// A gateway with its sockets bound, ready to serve.
+#[derive(Debug)]
+pub struct BoundGateway {
+    gateway: Gateway,
+    listeners: Vec<std::net::TcpListener>,
+}
+
+impl BoundGateway {
+    /// Start the worker threads; they serve until the process exits.
+    pub fn start(self) -> io::Result<()> {
+        for (i, listener) in self.listeners.into_iter().enumerate() {
+            let gateway = self.gateway.clone();
+            std::thread::Builder::new()
+                .name(format!("gateway-{i}"))
+                .spawn(move || worker(listener, gateway))?;
+        }
+        Ok(())
+    }
+}
+
+fn worker(listener: std::net::TcpListener, gateway: Gateway) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "a gateway worker could not start its runtime");
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "a gateway worker could not use its listener");
+                return;
+            }
+        };
+        let proxy = Arc::new(Proxy::new(gateway.table.clone(), gateway.metrics.clone()));
+        accept_loop(listener, proxy).await;
+    });
+}
+
+async fn accept_loop(listener: TcpListener, proxy: Arc<Proxy>) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -49,15 +118,17 @@ pub async fn serve(listener: TcpListener, gateway: Gateway) {
             }
         };
         let _ = stream.set_nodelay(true);
-        let proxy = gateway.proxy.clone();
-        tokio::spawn(serve_connection(stream, peer, proxy));
+        tokio::spawn(serve_connection(stream, peer, proxy.clone()));
     }
 }
 
 async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, proxy: Arc<Proxy>) {
+    // The client's address goes into X-Forwarded-For on every request of the connection.
+    let client = HeaderValue::from_str(&peer.ip().to_string()).ok();
     let service = service_fn(move |req| {
         let proxy = proxy.clone();
-        async move { Ok::<_, std::convert::Infallible>(proxy.handle(req, peer.ip()).await) }
+        let client = client.clone();
+        async move { Ok::<_, std::convert::Infallible>(proxy.handle(req, client).await) }
     });
     if let Err(e) = http1::Builder::new()
         .keep_alive(true)

@@ -55,9 +55,6 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path) -> Result<()> {
         Backend::Process(p) => p.clone(),
     };
 
-    let http = TcpListener::bind(http_addr).await.with_context(|| {
-        format!("cannot listen on {http_addr} for the gateway: is another `paas up` running? choose another with --http")
-    })?;
     let api = TcpListener::bind(api_addr).await.with_context(|| {
         format!("cannot listen on {api_addr} for the API: is another `paas up` running? choose another with --api")
     })?;
@@ -66,6 +63,10 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path) -> Result<()> {
 
     let table = RoutingTable::new();
     let gateway = Gateway::new(table.clone());
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let bound = gateway.clone().bind(http_addr, workers).with_context(|| {
+        format!("cannot listen on {http_addr} for the gateway: is another `paas up` running? choose another with --http")
+    })?;
     let (changes_tx, changes_rx) = tokio::sync::mpsc::unbounded_channel();
     let fleet = Fleet::new(runtime.clone(), table.clone(), changes_tx);
     let ctx = Arc::new(Context {
@@ -79,7 +80,6 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path) -> Result<()> {
     let tasks = vec![
         tokio::spawn(fleet.run()),
         tokio::spawn(paas_controller::controller::run(ctx.clone(), changes_rx)),
-        tokio::spawn(paas_gateway::serve(http, gateway.clone())),
         tokio::spawn(rest::serve(
             api,
             ApiState {
@@ -89,6 +89,7 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path) -> Result<()> {
             },
         )),
     ];
+    bound.start().context("starting the gateway's workers")?;
     tracing::info!(
         gateway = %format!("http://{http_addr}"),
         api = %format!("http://{api_addr}"),
