@@ -71,9 +71,10 @@ pub(crate) async fn apply(client: &ApiClient, a: ApplyArgs) -> Result<ExitCode> 
                     .ok(Method::PUT, &path, Some(&body))
                     .await
                     .with_context(|| format!("{}: applying service {name}", m.origin))?;
-                if after.body["metadata"]["resourceVersion"]
-                    == before["metadata"]["resourceVersion"]
-                {
+                // Status writes by the controller also move resourceVersion; what the
+                // user owns is spec (generation), labels and annotations.
+                let same = |f: &str| after.body["metadata"][f] == before["metadata"][f];
+                if same("generation") && same("labels") && same("annotations") {
                     "unchanged"
                 } else {
                     "configured"
