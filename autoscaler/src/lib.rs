@@ -1,21 +1,22 @@
-//! The autoscaler: Knative's KPA. The gateway and the activator count requests per
-//! revision and feed [`Sample`]s in; the decider (a pure function of metrics, config,
-//! current state and time) computes a desired scale; a [`Scaler`] applies it.
+//! The autoscaler: Knative's KPA. The gateway counts requests per revision and the
+//! collector feeds samples into a per-second [`MetricWindow`]; the [`decide`] function
+//! (pure: metrics, settings, state and time in, a replica count out) runs every tick;
+//! a [`Scaler`] applies the result.
 
 use std::fmt;
 
 use async_trait::async_trait;
 use paas_api::RevisionKey;
 
-/// One second of what the proxies saw for one revision.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
-    pub revision: RevisionKey,
-    /// Requests in flight, averaged over the second.
-    pub average_concurrency: f64,
-    /// Requests that arrived during the second.
-    pub requests: u64,
-}
+pub mod autoscaler;
+pub mod config;
+pub mod decider;
+pub mod window;
+
+pub use autoscaler::{Autoscaler, RevisionView};
+pub use config::{AutoscalerConfig, Metric, ScalingSpec};
+pub use decider::{decide, DeciderState, Decision};
+pub use window::MetricWindow;
 
 #[derive(Debug, thiserror::Error)]
 #[error("scaling {revision} to {replicas} failed: {message}")]

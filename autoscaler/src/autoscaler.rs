@@ -1,0 +1,286 @@
+//! The autoscaler's state for every revision, its tick, and the poke that wakes a
+//! revision from zero at once instead of at the next tick.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use paas_api::RevisionKey;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::config::{AutoscalerConfig, ScalingSpec};
+use crate::decider::{decide, DeciderState, Decision};
+use crate::window::MetricWindow;
+use crate::Scaler;
+
+#[derive(Debug)]
+struct Entry {
+    spec: ScalingSpec,
+    window: MetricWindow,
+    state: DeciderState,
+    /// Routed (or about to be): only active revisions run replicas.
+    active: bool,
+    desired: u32,
+    ready: u32,
+    /// Until the initial scale has been ready once, the decider does not scale down.
+    reached_initial: bool,
+    last: Option<Decision>,
+    /// Set when the scaler has not been told the current `desired` yet.
+    dirty: bool,
+}
+
+/// What the autoscaler thinks of one revision, for `paas describe` and `/metrics`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RevisionView {
+    pub desired: u32,
+    pub ready: u32,
+    pub stable: f64,
+    pub panic: f64,
+    pub panicking: bool,
+    pub excess_burst_capacity: f64,
+    pub target: f64,
+    pub metric: &'static str,
+}
+
+#[derive(Debug)]
+pub struct Autoscaler {
+    pub config: AutoscalerConfig,
+    revisions: Mutex<HashMap<RevisionKey, Entry>>,
+    scaler: Arc<dyn Scaler>,
+    wake: Notify,
+}
+
+impl Autoscaler {
+    pub fn new(config: AutoscalerConfig, scaler: Arc<dyn Scaler>) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            revisions: Mutex::new(HashMap::new()),
+            scaler,
+            wake: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RevisionKey, Entry>> {
+        self.revisions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Register or update a revision. `running` is how many replicas it already has
+    /// when the autoscaler first sees it (after a restart), so that nothing restarts
+    /// needlessly; a new revision starts at its initial scale.
+    pub fn upsert(&self, key: &RevisionKey, spec: ScalingSpec, active: bool, running: Option<u32>) {
+        let now = Instant::now();
+        let mut revisions = self.lock();
+        let entry = revisions.entry(key.clone()).or_insert_with(|| {
+            let (desired, reached_initial) = match running {
+                Some(n) => (n.max(spec.min_scale), true),
+                None => (spec.initial_scale.max(spec.min_scale), false),
+            };
+            Entry {
+                window: MetricWindow::new(now, spec.stable_window),
+                spec: spec.clone(),
+                state: DeciderState::default(),
+                active,
+                desired,
+                ready: 0,
+                reached_initial,
+                last: None,
+                dirty: true,
+            }
+        });
+        entry.window.set_keep(spec.stable_window);
+        entry.spec = spec;
+        if entry.active != active {
+            entry.active = active;
+            entry.dirty = true;
+        }
+        drop(revisions);
+        self.wake.notify_one();
+    }
+
+    pub fn remove(&self, key: &RevisionKey) {
+        self.lock().remove(key);
+    }
+
+    /// A load sample: requests in flight (and waiting) now, requests arrived since the last.
+    pub fn record(&self, key: &RevisionKey, in_flight: f64, arrived: u64) {
+        let now = Instant::now();
+        if let Some(e) = self.lock().get_mut(key) {
+            e.window.record(now, in_flight, arrived);
+        }
+    }
+
+    /// How many replicas pass readiness, as the fleet sees it.
+    pub fn report_ready(&self, key: &RevisionKey, ready: u32) {
+        if let Some(e) = self.lock().get_mut(key) {
+            e.ready = ready;
+            if ready >= e.spec.initial_scale.max(1) {
+                e.reached_initial = true;
+            }
+        }
+    }
+
+    /// Requests wait for a revision that has no replica: scale it from zero now.
+    pub fn poke(&self, key: &RevisionKey) {
+        let mut revisions = self.lock();
+        let Some(e) = revisions.get_mut(key) else {
+            return;
+        };
+        e.state.woken();
+        if e.desired == 0 {
+            let mut wake = e.spec.activation_scale.max(1);
+            if e.spec.max_scale > 0 {
+                wake = wake.min(e.spec.max_scale);
+            }
+            e.desired = wake;
+            e.dirty = true;
+            tracing::info!(revision = %key, replicas = wake, "request for a revision at zero: scaling up");
+            drop(revisions);
+            self.wake.notify_one();
+        }
+    }
+
+    pub fn view(&self, key: &RevisionKey) -> Option<RevisionView> {
+        let revisions = self.lock();
+        let e = revisions.get(key)?;
+        let d = e.last;
+        Some(RevisionView {
+            desired: if e.active { e.desired } else { 0 },
+            ready: e.ready,
+            stable: d.map_or(0.0, |d| d.stable),
+            panic: d.map_or(0.0, |d| d.panic),
+            panicking: d.is_some_and(|d| d.panicking),
+            excess_burst_capacity: d.map_or(0.0, |d| d.excess_burst_capacity),
+            target: e.spec.target_value,
+            metric: match e.spec.metric {
+                crate::Metric::Concurrency => "concurrency",
+                crate::Metric::Rps => "rps",
+            },
+        })
+    }
+
+    pub fn keys(&self) -> Vec<RevisionKey> {
+        self.lock().keys().cloned().collect()
+    }
+
+    /// Decide for every revision; returns the counts that changed, to apply.
+    pub fn tick(&self, now: Instant) -> Vec<(RevisionKey, u32)> {
+        let mut changes = Vec::new();
+        for (key, e) in self.lock().iter_mut() {
+            if e.active && e.reached_initial {
+                if let Some(d) = decide(&e.spec, &e.window, e.ready, &mut e.state, now) {
+                    if d.desired != e.desired {
+                        tracing::info!(
+                            revision = %key,
+                            from = e.desired,
+                            to = d.desired,
+                            stable = d.stable,
+                            panic = d.panic,
+                            panicking = d.panicking,
+                            "scaling"
+                        );
+                        e.desired = d.desired;
+                        e.dirty = true;
+                    }
+                    e.last = Some(d);
+                }
+            }
+            if e.dirty {
+                e.dirty = false;
+                changes.push((key.clone(), if e.active { e.desired } else { 0 }));
+            }
+        }
+        changes
+    }
+
+    /// Tick until the task is dropped; pokes and registrations apply at once.
+    pub async fn run(self: Arc<Self>) {
+        let mut interval = tokio::time::interval(self.config.tick_interval);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let changes = self.tick(Instant::now());
+            for (key, replicas) in changes {
+                if let Err(e) = self.scaler.scale(&key, replicas).await {
+                    tracing::warn!(error = %e, "scaling failed");
+                    if let Some(entry) = self.lock().get_mut(&key) {
+                        entry.dirty = true;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = interval.tick() => {}
+                _ = self.wake.notified() => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::ScaleError;
+
+    #[derive(Debug, Default)]
+    struct Recorder(Mutex<Vec<(String, u32)>>);
+
+    #[async_trait]
+    impl Scaler for Recorder {
+        async fn scale(&self, revision: &RevisionKey, replicas: u32) -> Result<(), ScaleError> {
+            self.0
+                .lock()
+                .unwrap()
+                .push((revision.name.clone(), replicas));
+            Ok(())
+        }
+    }
+
+    fn key() -> RevisionKey {
+        RevisionKey {
+            namespace: "default".into(),
+            name: "hello-00001".into(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_revision_starts_at_initial_scale_then_goes_to_zero_when_idle() {
+        let config = AutoscalerConfig {
+            scale_to_zero_grace_period: Duration::from_secs(5),
+            ..AutoscalerConfig::default()
+        };
+        let a = Autoscaler::new(config.clone(), Arc::new(Recorder::default()));
+        let mut ann = BTreeMap::new();
+        ann.insert("autoscaling.knative.dev/window".to_owned(), "6s".to_owned());
+        let spec = ScalingSpec::resolve(&config, &ann, 0).unwrap();
+        a.upsert(&key(), spec, true, None);
+        assert_eq!(a.tick(Instant::now()), vec![(key(), 1)]);
+        a.report_ready(&key(), 1);
+        let mut scaled_to = None;
+        for _ in 0..200 {
+            tokio::time::advance(Duration::from_millis(100)).await;
+            a.record(&key(), 0.0, 0);
+            if let Some((_, n)) = a.tick(Instant::now()).pop() {
+                scaled_to = Some(n);
+                break;
+            }
+        }
+        assert_eq!(scaled_to, Some(0));
+        // A request arrives: the poke scales up without waiting for a tick.
+        a.poke(&key());
+        assert_eq!(a.tick(Instant::now()), vec![(key(), 1)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unrouted_revision_runs_nothing() {
+        let config = AutoscalerConfig::default();
+        let a = Autoscaler::new(config.clone(), Arc::new(Recorder::default()));
+        let spec = ScalingSpec::resolve(&config, &BTreeMap::new(), 0).unwrap();
+        a.upsert(&key(), spec.clone(), true, None);
+        a.tick(Instant::now());
+        a.upsert(&key(), spec, false, None);
+        assert_eq!(a.tick(Instant::now()), vec![(key(), 0)]);
+    }
+}

@@ -1,0 +1,154 @@
+//! Per-second buckets of one revision's load: average requests in flight, and
+//! requests that arrived, over windows ending now.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Bucket {
+    /// Whole seconds since the window's origin.
+    second: u64,
+    concurrency_sum: f64,
+    samples: u32,
+    requests: u64,
+}
+
+/// The recent past of one revision, one bucket per second.
+#[derive(Debug, Clone)]
+pub struct MetricWindow {
+    origin: Instant,
+    buckets: VecDeque<Bucket>,
+    keep: Duration,
+    /// The last time anything was in flight or arrived, for pod retention.
+    last_active: Option<Instant>,
+}
+
+/// The window's view at one instant.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Averages {
+    pub stable: f64,
+    pub panic: f64,
+}
+
+impl MetricWindow {
+    /// A window that keeps `keep` (the longest window asked of it) of history.
+    pub fn new(origin: Instant, keep: Duration) -> Self {
+        Self {
+            origin,
+            buckets: VecDeque::new(),
+            keep,
+            last_active: None,
+        }
+    }
+
+    fn second(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.origin).as_secs()
+    }
+
+    /// Record a sample taken at `at`: `in_flight` requests now, `arrived` since the last.
+    pub fn record(&mut self, at: Instant, in_flight: f64, arrived: u64) {
+        let second = self.second(at);
+        if in_flight > 0.0 || arrived > 0 {
+            self.last_active = Some(at);
+        }
+        match self.buckets.back_mut() {
+            Some(b) if b.second == second => {
+                b.concurrency_sum += in_flight;
+                b.samples += 1;
+                b.requests += arrived;
+            }
+            _ => self.buckets.push_back(Bucket {
+                second,
+                concurrency_sum: in_flight,
+                samples: 1,
+                requests: arrived,
+            }),
+        }
+        let oldest = second.saturating_sub(self.keep.as_secs() + 1);
+        while self.buckets.front().is_some_and(|b| b.second < oldest) {
+            self.buckets.pop_front();
+        }
+    }
+
+    pub fn set_keep(&mut self, keep: Duration) {
+        self.keep = keep;
+    }
+
+    pub fn last_active(&self) -> Option<Instant> {
+        self.last_active
+    }
+
+    /// Whether any sample falls in the window ending at `now`.
+    pub fn has_data(&self, now: Instant, window: Duration) -> bool {
+        let from = self.second(now).saturating_sub(window.as_secs().max(1) - 1);
+        self.buckets.iter().any(|b| b.second >= from)
+    }
+
+    /// Average in-flight requests over the `window` ending at `now`; seconds with no
+    /// sample at all (before the revision was first seen) do not count.
+    pub fn concurrency(&self, now: Instant, window: Duration) -> Option<f64> {
+        let from = self.second(now).saturating_sub(window.as_secs().max(1) - 1);
+        let (sum, n) = self
+            .buckets
+            .iter()
+            .filter(|b| b.second >= from)
+            .fold((0.0, 0u32), |(s, n), b| {
+                (s + b.concurrency_sum / f64::from(b.samples.max(1)), n + 1)
+            });
+        (n > 0).then(|| sum / f64::from(n))
+    }
+
+    /// Requests per second over the `window` ending at `now`.
+    pub fn rps(&self, now: Instant, window: Duration) -> Option<f64> {
+        let from = self.second(now).saturating_sub(window.as_secs().max(1) - 1);
+        let (sum, n) = self
+            .buckets
+            .iter()
+            .filter(|b| b.second >= from)
+            .fold((0u64, 0u32), |(s, n), b| (s + b.requests, n + 1));
+        (n > 0).then(|| sum as f64 / f64::from(n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn averages_per_second_over_the_window() {
+        let origin = Instant::now();
+        let mut w = MetricWindow::new(origin, Duration::from_secs(60));
+        // Second 0: two samples, 10 and 20 in flight; second 1: 30.
+        w.record(origin, 10.0, 5);
+        w.record(origin + Duration::from_millis(500), 20.0, 5);
+        w.record(origin + Duration::from_secs(1), 30.0, 20);
+        let now = origin + Duration::from_secs(1);
+        assert_eq!(w.concurrency(now, Duration::from_secs(60)), Some(22.5));
+        assert_eq!(w.concurrency(now, Duration::from_secs(1)), Some(30.0));
+        assert_eq!(w.rps(now, Duration::from_secs(60)), Some(15.0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn old_buckets_fall_out() {
+        let origin = Instant::now();
+        let mut w = MetricWindow::new(origin, Duration::from_secs(6));
+        w.record(origin, 100.0, 0);
+        for s in 1..=10 {
+            w.record(origin + Duration::from_secs(s), 0.0, 0);
+        }
+        let now = origin + Duration::from_secs(10);
+        assert_eq!(w.concurrency(now, Duration::from_secs(6)), Some(0.0));
+        assert!(w.buckets.len() <= 8);
+        assert_eq!(w.last_active(), Some(origin));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_data_is_none() {
+        let origin = Instant::now();
+        let w = MetricWindow::new(origin, Duration::from_secs(60));
+        assert_eq!(w.concurrency(origin, Duration::from_secs(60)), None);
+        assert!(!w.has_data(origin, Duration::from_secs(6)));
+    }
+}
