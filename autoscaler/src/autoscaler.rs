@@ -78,7 +78,7 @@ impl Autoscaler {
             Entry {
                 window: MetricWindow::new(now, spec.stable_window),
                 spec: spec.clone(),
-                state: DeciderState::default(),
+                state: DeciderState::starting_at(desired),
                 active,
                 desired,
                 ready: 0,
@@ -125,12 +125,12 @@ impl Autoscaler {
         let Some(e) = revisions.get_mut(key) else {
             return;
         };
-        e.state.woken();
         if e.desired == 0 {
             let mut wake = e.spec.activation_scale.max(1);
             if e.spec.max_scale > 0 {
                 wake = wake.min(e.spec.max_scale);
             }
+            e.state.woken(wake);
             e.desired = wake;
             e.dirty = true;
             tracing::info!(revision = %key, replicas = wake, "request for a revision at zero: scaling up");
@@ -214,6 +214,12 @@ impl Autoscaler {
     }
 }
 
+impl paas_activator::Poke for Autoscaler {
+    fn poke(&self, revision: &RevisionKey) {
+        Autoscaler::poke(self, revision);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -268,9 +274,14 @@ mod tests {
             }
         }
         assert_eq!(scaled_to, Some(0));
-        // A request arrives: the poke scales up without waiting for a tick.
+        // A request arrives: the poke scales up without waiting for a tick, and the tick
+        // right after it, whose window has not seen the request yet, keeps it up.
         a.poke(&key());
         assert_eq!(a.tick(Instant::now()), vec![(key(), 1)]);
+        a.report_ready(&key(), 0);
+        tokio::time::advance(Duration::from_millis(100)).await;
+        a.record(&key(), 0.0, 0);
+        assert_eq!(a.tick(Instant::now()), vec![]);
     }
 
     #[tokio::test(start_paused = true)]

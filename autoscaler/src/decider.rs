@@ -17,6 +17,8 @@ pub struct DeciderState {
     recent: VecDeque<(Instant, u32)>,
     /// Since when the recommendation has been zero, for the grace period.
     zero_since: Option<Instant>,
+    /// The count last decided (or set by a wake-up).
+    current: u32,
 }
 
 impl DeciderState {
@@ -24,9 +26,19 @@ impl DeciderState {
         self.panic_since.is_some()
     }
 
-    /// Forget a pending scale to zero: requests arrived.
-    pub fn woken(&mut self) {
+    /// Requests arrived for a revision at zero, which now runs `replicas`: forget any
+    /// pending scale to zero.
+    pub fn woken(&mut self, replicas: u32) {
         self.zero_since = None;
+        self.current = replicas;
+    }
+
+    /// The count the revision runs now, when the autoscaler first sees it.
+    pub fn starting_at(replicas: u32) -> Self {
+        Self {
+            current: replicas,
+            ..Self::default()
+        }
     }
 }
 
@@ -113,19 +125,24 @@ pub fn decide(
         desired = desired.min(spec.max_scale);
     }
 
-    if desired == 0 {
+    if desired == 0 && state.current > 0 {
+        // Going to zero takes a full stable window of data (a new revision stays up that
+        // long), then the grace period, then any pod retention.
         let since = *state.zero_since.get_or_insert(now);
-        let in_grace = ready > 0 && now < since + spec.scale_to_zero_grace_period;
-        let retained = ready > 0
-            && window
-                .last_active()
-                .is_some_and(|last| now < last + spec.scale_to_zero_pod_retention_period);
-        if in_grace || retained || !spec.enable_scale_to_zero {
+        let window_full = window
+            .first_sample()
+            .is_some_and(|first| now >= first + spec.stable_window);
+        let in_grace = now < since + spec.scale_to_zero_grace_period;
+        let retained = window
+            .last_active()
+            .is_some_and(|last| now < last + spec.scale_to_zero_pod_retention_period);
+        if !window_full || in_grace || retained || !spec.enable_scale_to_zero {
             desired = 1;
         }
-    } else {
+    } else if desired > 0 {
         state.zero_since = None;
     }
+    state.current = desired;
 
     let excess_burst_capacity = if spec.target_burst_capacity < 0.0 {
         -1.0
@@ -273,6 +290,18 @@ mod tests {
         assert_eq!(d.stable, 0.0);
         let d = sim.run(14, 0.0, 0);
         assert_eq!(d.desired, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_revision_stays_up_for_a_full_window_before_zero() {
+        let mut s = spec(&[("window", "20s")], 0);
+        s.scale_to_zero_grace_period = Duration::ZERO;
+        let mut sim = Sim::new(s, 1);
+        sim.state = DeciderState::starting_at(1);
+        // No traffic at all: zero is wanted from the start, but only a full window of
+        // samples may say so.
+        assert_eq!(sim.run(18, 0.0, 0).desired, 1);
+        assert_eq!(sim.run(4, 0.0, 0).desired, 0);
     }
 
     #[tokio::test(start_paused = true)]

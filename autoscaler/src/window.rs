@@ -23,6 +23,7 @@ pub struct MetricWindow {
     keep: Duration,
     /// The last time anything was in flight or arrived, for pod retention.
     last_active: Option<Instant>,
+    first: Option<Instant>,
 }
 
 /// The window's view at one instant.
@@ -40,6 +41,7 @@ impl MetricWindow {
             buckets: VecDeque::new(),
             keep,
             last_active: None,
+            first: None,
         }
     }
 
@@ -49,6 +51,7 @@ impl MetricWindow {
 
     /// Record a sample taken at `at`: `in_flight` requests now, `arrived` since the last.
     pub fn record(&mut self, at: Instant, in_flight: f64, arrived: u64) {
+        self.first.get_or_insert(at);
         let second = self.second(at);
         if in_flight > 0.0 || arrived > 0 {
             self.last_active = Some(at);
@@ -74,6 +77,12 @@ impl MetricWindow {
 
     pub fn set_keep(&mut self, keep: Duration) {
         self.keep = keep;
+    }
+
+    /// When the first sample was recorded: before a full window of samples, the
+    /// averages speak for less time than the window.
+    pub fn first_sample(&self) -> Option<Instant> {
+        self.first
     }
 
     pub fn last_active(&self) -> Option<Instant> {

@@ -156,6 +156,15 @@ async fn forget_deleted_revisions(ctx: &Context) {
     if let Ok(revs) = ctx.store.list::<Revision>(None).await {
         let uids: Vec<String> = revs.iter().filter_map(|r| r.metadata.uid.clone()).collect();
         ctx.fleet.retain(&uids);
+        for key in ctx.autoscaler.keys() {
+            if !revs
+                .iter()
+                .any(|r| r.namespace() == key.namespace && r.name() == key.name)
+            {
+                ctx.autoscaler.remove(&key);
+                ctx.table.forget_revision(&key);
+            }
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! ones, replaces those that exit or stop passing readiness, stops extras, removes
 //! replicas nobody owns, and publishes the ready ones to the routing table.
 //!
-//! New replicas are probed every 50 ms until ready (a fast start matters more than a
+//! New replicas are probed every 5 ms, then every 50 ms, until ready (a fast start matters more than a
 //! few wasted probes); ready ones at the probe's period.
 
 use std::collections::HashMap;
@@ -15,7 +15,11 @@ use paas_runtime::{Replica, ReplicaSpec, ReplicaState, Runtime};
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
-/// How often a replica that is not ready yet is probed.
+/// How often a replica that is not ready yet is probed: very often right after it
+/// starts (most apps listen within milliseconds and a cold request is waiting), then
+/// every 50 ms.
+const EAGER_PROBE_INTERVAL: Duration = Duration::from_millis(5);
+const EAGER_PROBING_FOR: Duration = Duration::from_millis(250);
 const STARTUP_PROBE_INTERVAL: Duration = Duration::from_millis(50);
 /// How long a replica may take to become ready before it is replaced.
 const STARTUP_DEADLINE: Duration = Duration::from_secs(120);
@@ -32,8 +36,11 @@ pub struct Desired {
     pub check: ReadinessCheck,
     pub period: Duration,
     pub failure_threshold: u32,
-    pub replicas: u32,
     pub timeout: Duration,
+    /// Requests one replica may serve at once; 0 is unlimited.
+    pub container_concurrency: u32,
+    /// How many replicas to keep: the autoscaler's word, through [`Fleet::scale`].
+    pub(crate) replicas: u32,
 }
 
 /// What the fleet reports back for one revision.
@@ -63,6 +70,8 @@ struct RevisionState {
     desired: Option<Desired>,
     replicas: Vec<Tracked>,
     observed: Observed,
+    /// The revision was deleted: once its replicas are gone, it is forgotten.
+    removed: bool,
 }
 
 #[derive(Debug)]
@@ -73,6 +82,11 @@ pub struct Fleet {
     /// Tells the controller which revision's status may have changed.
     changes: mpsc::UnboundedSender<RevisionKey>,
     wake: Notify,
+    /// The autoscaler's counts, by revision; kept apart so that a reconcile never
+    /// overrides them.
+    scales: Mutex<HashMap<RevisionKey, u32>>,
+    /// Replicas finishing their requests before they stop; neither adopted nor removed.
+    draining: Mutex<std::collections::HashSet<String>>,
     /// Until the controller has told the fleet about every stored revision, unknown
     /// replicas may belong to one it has not read yet; they are not removed before.
     adopting: std::sync::atomic::AtomicBool,
@@ -94,6 +108,8 @@ impl Fleet {
             state: Mutex::new(HashMap::new()),
             changes,
             wake: Notify::new(),
+            scales: Mutex::new(HashMap::new()),
+            draining: Mutex::new(std::collections::HashSet::new()),
             adopting: std::sync::atomic::AtomicBool::new(true),
         })
     }
@@ -102,17 +118,18 @@ impl Fleet {
         &self.runtime
     }
 
-    /// Set what a revision (by uid) should run; `replicas` 0 stops it.
-    pub fn set_desired(&self, uid: &str, desired: Desired) {
+    /// Set what a revision (by uid) runs; how many is [`Fleet::scale`]'s business.
+    pub fn set_desired(&self, uid: &str, mut desired: Desired) {
+        desired.replicas = lock(&self.scales).get(&desired.key).copied().unwrap_or(0);
         let mut state = lock(&self.state);
         let entry = state.entry(uid.to_owned()).or_default();
         let changed = entry
             .desired
             .as_ref()
             .is_none_or(|d| d.replicas != desired.replicas);
-        self.table
-            .revision(&desired.key)
-            .set_timeout(desired.timeout);
+        let capacity = self.table.revision(&desired.key);
+        capacity.set_timeout(desired.timeout);
+        capacity.set_container_concurrency(desired.container_concurrency);
         entry.desired = Some(desired);
         drop(state);
         if changed {
@@ -120,11 +137,25 @@ impl Fleet {
         }
     }
 
+    /// Keep `replicas` replicas of a revision.
+    pub fn scale(&self, key: &RevisionKey, replicas: u32) {
+        lock(&self.scales).insert(key.clone(), replicas);
+        let mut state = lock(&self.state);
+        for rev in state.values_mut() {
+            if let Some(d) = rev.desired.as_mut().filter(|d| &d.key == key) {
+                d.replicas = replicas;
+            }
+        }
+        drop(state);
+        self.wake.notify_one();
+    }
+
     /// Forget revisions that no longer exist; their replicas are stopped.
     pub fn retain(&self, uids: &[String]) {
         let mut state = lock(&self.state);
         for (uid, rev) in state.iter_mut() {
             if !uids.contains(uid) {
+                rev.removed = true;
                 if let Some(d) = &mut rev.desired {
                     d.replicas = 0;
                 }
@@ -185,8 +216,13 @@ impl Fleet {
     }
 
     /// Compare the runtime's replicas with the desired counts and act.
-    async fn sync(&self) -> paas_runtime::Result<()> {
-        let listed = self.runtime.list().await?;
+    async fn sync(self: &Arc<Self>) -> paas_runtime::Result<()> {
+        let mut listed = self.runtime.list().await?;
+        {
+            let draining = lock(&self.draining);
+            listed.retain(|r| !draining.contains(&r.id));
+        }
+        let mut to_drain: Vec<(String, Option<Arc<paas_gateway::Endpoint>>, Duration)> = Vec::new();
         let adopting = self.adopting.load(std::sync::atomic::Ordering::Relaxed);
         let mut to_start: Vec<(String, Desired)> = Vec::new();
         let mut to_stop: Vec<(String, Option<String>)> = Vec::new();
@@ -259,8 +295,14 @@ impl Fleet {
                     // Not-ready replicas go first: they serve nobody.
                     rev.replicas.sort_by_key(|t| std::cmp::Reverse(!t.ready));
                     let extra = rev.replicas.split_off(desired.replicas as usize);
+                    // Taken out of the ready set now (by the publish below), stopped
+                    // once the requests they are serving are done.
+                    let ready = self.table.revision(&desired.key).ready();
+                    let mut draining = lock(&self.draining);
                     for t in extra {
-                        to_stop.push((t.id, None));
+                        let endpoint = ready.iter().find(|e| Some(e.addr) == t.addr).cloned();
+                        draining.insert(t.id.clone());
+                        to_drain.push((t.id, endpoint, desired.timeout));
                     }
                 }
             }
@@ -291,6 +333,10 @@ impl Fleet {
             }
             let _ = self.runtime.stop(&id, Duration::from_secs(1)).await;
         }
+        for (id, endpoint, timeout) in to_drain {
+            let fleet = self.clone();
+            tokio::spawn(async move { fleet.drain(id, endpoint, timeout).await });
+        }
         for (id, _) in to_stop {
             if let Err(e) = self.runtime.stop(&id, STOP_GRACE).await {
                 tracing::warn!(replica = %paas_runtime::short(&id), error = %e, "stopping a replica failed");
@@ -316,9 +362,10 @@ impl Fleet {
             }
         }
         let mut state = lock(&self.state);
-        // Revisions told to run nothing, with nothing left, are forgotten.
+        // Deleted revisions, with nothing left, are forgotten. A revision at zero is
+        // kept: the autoscaler may wake it any moment.
         state.retain(|_, s| {
-            let keep = !s.replicas.is_empty() || s.desired.as_ref().is_some_and(|d| d.replicas > 0);
+            let keep = !s.removed || !s.replicas.is_empty();
             if !keep {
                 if let Some(d) = &s.desired {
                     self.table.revision(&d.key).set_ready(&[]);
@@ -328,6 +375,31 @@ impl Fleet {
         });
         self.publish(&mut state);
         Ok(())
+    }
+
+    /// Wait until a replica taken out of the ready set has finished its requests (at
+    /// most the revision's timeout), then stop it.
+    async fn drain(
+        &self,
+        id: String,
+        endpoint: Option<Arc<paas_gateway::Endpoint>>,
+        timeout: Duration,
+    ) {
+        let started = Instant::now();
+        if let Some(ep) = endpoint {
+            // A request may have picked the endpoint just before it left the ready set.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            while ep.in_flight.load(std::sync::atomic::Ordering::Acquire) > 0
+                && started.elapsed() < timeout
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        tracing::info!(replica = %paas_runtime::short(&id), drained_ms = started.elapsed().as_millis() as u64, "replica drained; stopping it");
+        if let Err(e) = self.runtime.stop(&id, STOP_GRACE).await {
+            tracing::warn!(replica = %paas_runtime::short(&id), error = %e, "stopping a replica failed");
+        }
+        lock(&self.draining).remove(&id);
     }
 
     /// Probe every replica whose probe is due, concurrently.
@@ -402,6 +474,8 @@ impl Fleet {
                     ));
                     stop.push(id.clone());
                 }
+            } else if now.duration_since(t.started) < EAGER_PROBING_FOR {
+                t.next_probe = now + EAGER_PROBE_INTERVAL;
             } else {
                 t.next_probe = now + STARTUP_PROBE_INTERVAL;
             }
@@ -468,4 +542,16 @@ where
         }
     }
     out
+}
+
+#[async_trait::async_trait]
+impl paas_autoscaler::Scaler for Fleet {
+    async fn scale(
+        &self,
+        revision: &RevisionKey,
+        replicas: u32,
+    ) -> Result<(), paas_autoscaler::ScaleError> {
+        Fleet::scale(self, revision, replicas);
+        Ok(())
+    }
 }

@@ -1,9 +1,8 @@
-//! Response bodies: the replica's, streamed while holding its in-flight slot until the
-//! last byte, or a short one the gateway wrote itself. An enum rather than a boxed
-//! body, to save an allocation per response.
+//! Response bodies: the replica's, streamed while holding its permit (its slot on the
+//! replica) until the last byte, or a short one the gateway wrote itself. An enum
+//! rather than a boxed body, to save an allocation per response.
 
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -11,25 +10,9 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use paas_activator::Permit;
 
 use crate::pool::{Pool, Sender};
-use crate::route_table::{Endpoint, RevisionEndpoints};
-
-/// Counts one request in flight on an endpoint and its revision while alive.
-#[derive(Debug)]
-pub(crate) struct InFlight {
-    endpoint: Arc<Endpoint>,
-    revision: Arc<RevisionEndpoints>,
-}
-
-impl InFlight {
-    pub(crate) fn start(endpoint: Arc<Endpoint>, revision: Arc<RevisionEndpoints>) -> Self {
-        endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
-        revision.in_flight.fetch_add(1, Ordering::Relaxed);
-        revision.requests.fetch_add(1, Ordering::Relaxed);
-        Self { endpoint, revision }
-    }
-}
 
 /// The connection a response came on, to go back to its pool once the body is read.
 #[derive(Debug)]
@@ -39,28 +22,21 @@ pub(crate) struct Checkout {
     pub(crate) sender: Sender,
 }
 
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.revision.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 #[derive(Debug)]
 pub(crate) enum ProxyBody {
     Upstream {
         inner: Incoming,
-        guard: Option<InFlight>,
+        permit: Option<Permit>,
         checkout: Option<Checkout>,
     },
     Local(Full<Bytes>),
 }
 
 impl ProxyBody {
-    pub(crate) fn upstream(inner: Incoming, guard: InFlight, checkout: Checkout) -> Self {
+    pub(crate) fn upstream(inner: Incoming, permit: Permit, checkout: Checkout) -> Self {
         ProxyBody::Upstream {
             inner,
-            guard: Some(guard),
+            permit: Some(permit),
             checkout: Some(checkout),
         }
     }
@@ -93,20 +69,20 @@ impl Body for ProxyBody {
         match self.get_mut() {
             ProxyBody::Upstream {
                 inner,
-                guard,
+                permit,
                 checkout,
             } => {
                 let polled = Pin::new(inner).poll_frame(cx);
                 match &polled {
                     Poll::Ready(None) => {
-                        *guard = None;
+                        *permit = None;
                         if let Some(c) = checkout.take() {
                             c.pool.checkin(c.addr, c.sender);
                         }
                     }
                     // A broken response leaves the connection in an unknown state: drop it.
                     Poll::Ready(Some(Err(_))) => {
-                        *guard = None;
+                        *permit = None;
                         *checkout = None;
                     }
                     _ => {}

@@ -10,8 +10,8 @@ pub enum ProxyError {
     NoHost,
     #[error("no service at host {host}: check the name and namespace (paas get services -A), or deploy one with `paas deploy NAME --image IMAGE`")]
     UnknownHost { host: String },
-    #[error("{revision} has no ready replica")]
-    NoReadyReplica { revision: String },
+    #[error("{revision} has {waiting} requests waiting for a replica already; retry later")]
+    Overloaded { revision: String, waiting: usize },
     #[error("{revision} did not answer within {secs} s (timeoutSeconds)")]
     Timeout { revision: String, secs: u64 },
     #[error("{revision} replica at {addr} cannot be reached: {source}")]
@@ -35,7 +35,7 @@ impl ProxyError {
         match self {
             ProxyError::NoHost => StatusCode::BAD_REQUEST,
             ProxyError::UnknownHost { .. } => StatusCode::NOT_FOUND,
-            ProxyError::NoReadyReplica { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Connect { .. } | ProxyError::Upstream { .. } => StatusCode::BAD_GATEWAY,
         }

@@ -1,7 +1,8 @@
 //! The ingress proxy. A request's journey: find the route for its Host in the
 //! [`RoutingTable`] (swapped whole, read without locks), pick a revision by the traffic
-//! split, pick the ready replica with the fewest requests in flight, forward with the
-//! hop-by-hop headers removed and X-Forwarded-* set, and stream the answer back.
+//! split, take a permit on its least-loaded ready replica from the activator (waiting,
+//! and waking the revision from zero, when there is none), forward with the hop-by-hop
+//! headers removed and X-Forwarded-* set, and stream the answer back.
 
 mod body;
 mod error;
@@ -15,7 +16,5 @@ mod server;
 
 pub use error::ProxyError;
 pub use pool::ConnectError;
-pub use route_table::{
-    Endpoint, RevisionEndpoints, RevisionKey, Route, RoutingTable, WeightedRevision,
-};
+pub use route_table::{Capacity, Endpoint, RevisionKey, Route, RoutingTable, WeightedRevision};
 pub use server::{BoundGateway, Gateway};

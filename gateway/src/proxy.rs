@@ -8,8 +8,10 @@ use http::{Request, Response, Version};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use paas_activator::{AcquireError, Capacity, Poke};
+use tokio::time::{timeout_at, Instant};
 
-use crate::body::{Checkout, InFlight, ProxyBody};
+use crate::body::{Checkout, ProxyBody};
 use crate::error::ProxyError;
 use crate::forwarded::{set_forwarded, strip_hop_by_hop};
 use crate::host::request_host;
@@ -17,8 +19,8 @@ use crate::metrics::GatewayMetrics;
 use crate::pool::Pool;
 use crate::route_table::RoutingTable;
 
-/// Attempts at sending one request when pooled connections turn out closed; only
-/// requests that never left the gateway are sent again.
+/// Attempts at one request when replicas refuse connections or pooled connections turn
+/// out closed; only requests that never reached a replica are sent again.
 const SEND_ATTEMPTS: usize = 3;
 
 /// Bodies up to this size, with a Content-Length, are read whole before answering.
@@ -28,14 +30,20 @@ const SMALL_BODY: u64 = 16 * 1024;
 pub(crate) struct Proxy {
     table: Arc<RoutingTable>,
     pool: Arc<Pool>,
+    poke: Arc<dyn Poke>,
     pub(crate) metrics: Arc<GatewayMetrics>,
 }
 
 impl Proxy {
-    pub(crate) fn new(table: Arc<RoutingTable>, metrics: Arc<GatewayMetrics>) -> Self {
+    pub(crate) fn new(
+        table: Arc<RoutingTable>,
+        metrics: Arc<GatewayMetrics>,
+        poke: Arc<dyn Poke>,
+    ) -> Self {
         Self {
             table,
             pool: Pool::new(),
+            poke,
             metrics,
         }
     }
@@ -75,72 +83,74 @@ impl Proxy {
                     host: host.into_owned(),
                 })?
         };
-        let revision = route
-            .pick_revision()
-            .ok_or_else(|| ProxyError::NoReadyReplica {
-                revision: route.name.clone(),
-            })?
-            .clone();
-        let endpoint = revision.pick().ok_or_else(|| ProxyError::NoReadyReplica {
+        let Some(revision) = route.pick_revision().cloned() else {
+            return Err(ProxyError::UnknownHost {
+                host: route.name.clone(),
+            });
+        };
+        let timeout = revision.timeout();
+        // timeoutSeconds covers waiting for a replica as well as its answer.
+        let deadline = Instant::now() + timeout;
+        let timed_out = || ProxyError::Timeout {
             revision: revision.key.to_string(),
-        })?;
-        let guard = InFlight::start(endpoint.clone(), revision.clone());
+            secs: timeout.as_secs(),
+        };
 
         let (mut parts, body) = req.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         set_forwarded(&mut parts.headers, client);
-        let mut uri = http::uri::Parts::default();
-        uri.scheme = Some(Scheme::HTTP);
-        uri.authority = Some(endpoint.authority.clone());
-        uri.path_and_query = Some(
-            parts
-                .uri
-                .path_and_query()
-                .cloned()
-                .unwrap_or_else(|| PathAndQuery::from_static("/")),
-        );
-        parts.uri = Uri::from_parts(uri).unwrap_or_default();
         parts.version = Version::HTTP_11;
+        let path = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let mut req = Request::from_parts(parts, body);
 
-        let timeout = revision.timeout();
-        let addr = endpoint.addr;
-        let exchange = async {
-            let mut req = Request::from_parts(parts, body);
-            let mut attempt = 1;
-            loop {
-                let mut sender =
-                    self.pool
-                        .checkout(addr)
-                        .await
-                        .map_err(|source| ProxyError::Connect {
-                            revision: revision.key.to_string(),
-                            addr,
-                            source,
-                        })?;
-                match sender.try_send_request(req).await {
-                    Ok(resp) => return Ok((resp, sender)),
-                    Err(mut e) => match e.take_message() {
-                        Some(unsent) if attempt < SEND_ATTEMPTS => {
-                            req = unsent;
-                            attempt += 1;
-                        }
-                        _ => {
-                            return Err(ProxyError::Upstream {
-                                revision: revision.key.to_string(),
-                                addr,
-                                source: e.into_error(),
-                            })
-                        }
-                    },
+        let mut attempt = 1;
+        let (resp, sender, permit) = loop {
+            let permit = revision
+                .acquire(deadline, &*self.poke)
+                .await
+                .map_err(|e| acquire_error(&e, &revision, timeout))?;
+            let endpoint = permit.endpoint().clone();
+            *req.uri_mut() = upstream_uri(&endpoint.authority, &path);
+            let mut sender = match timeout_at(deadline, self.pool.checkout(endpoint.addr)).await {
+                Err(_) => return Err(timed_out()),
+                Ok(Ok(s)) => s,
+                Ok(Err(source)) => {
+                    // Nothing was sent: another replica can take the request.
+                    endpoint.mark_failed();
+                    if attempt < SEND_ATTEMPTS {
+                        attempt += 1;
+                        continue;
+                    }
+                    return Err(ProxyError::Connect {
+                        revision: revision.key.to_string(),
+                        addr: endpoint.addr,
+                        source,
+                    });
                 }
+            };
+            match timeout_at(deadline, sender.try_send_request(req)).await {
+                Err(_) => return Err(timed_out()),
+                Ok(Ok(resp)) => break (resp, sender, permit),
+                Ok(Err(mut e)) => match e.take_message() {
+                    Some(unsent) if attempt < SEND_ATTEMPTS => {
+                        req = unsent;
+                        attempt += 1;
+                    }
+                    _ => {
+                        return Err(ProxyError::Upstream {
+                            revision: revision.key.to_string(),
+                            addr: endpoint.addr,
+                            source: e.into_error(),
+                        })
+                    }
+                },
             }
         };
-        let (resp, sender) = tokio::time::timeout(timeout, exchange)
-            .await
-            .map_err(|_| ProxyError::Timeout {
-                revision: revision.key.to_string(),
-                secs: timeout.as_secs(),
-            })??;
+        let addr = permit.endpoint().addr;
         let (mut parts, body) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
 
@@ -148,12 +158,9 @@ impl Proxy {
         // body leave in one write and the connection is free for the next request at
         // once. Anything larger, or of unknown length, streams.
         if body.size_hint().exact().is_some_and(|n| n <= SMALL_BODY) {
-            let bytes = tokio::time::timeout(timeout, body.collect())
+            let bytes = timeout_at(deadline, body.collect())
                 .await
-                .map_err(|_| ProxyError::Timeout {
-                    revision: revision.key.to_string(),
-                    secs: timeout.as_secs(),
-                })?
+                .map_err(|_| timed_out())?
                 .map_err(|source| ProxyError::Upstream {
                     revision: revision.key.to_string(),
                     addr,
@@ -161,7 +168,7 @@ impl Proxy {
                 })?
                 .to_bytes();
             self.pool.checkin(addr, sender);
-            drop(guard);
+            drop(permit);
             return Ok(Response::from_parts(
                 parts,
                 ProxyBody::Local(Full::new(bytes)),
@@ -174,7 +181,32 @@ impl Proxy {
         };
         Ok(Response::from_parts(
             parts,
-            ProxyBody::upstream(body, guard, checkout),
+            ProxyBody::upstream(body, permit, checkout),
         ))
+    }
+}
+
+fn upstream_uri(authority: &http::uri::Authority, path: &PathAndQuery) -> Uri {
+    let mut uri = http::uri::Parts::default();
+    uri.scheme = Some(Scheme::HTTP);
+    uri.authority = Some(authority.clone());
+    uri.path_and_query = Some(path.clone());
+    Uri::from_parts(uri).unwrap_or_default()
+}
+
+fn acquire_error(
+    e: &AcquireError,
+    revision: &Capacity,
+    timeout: std::time::Duration,
+) -> ProxyError {
+    match e {
+        AcquireError::QueueFull { waiting, .. } => ProxyError::Overloaded {
+            revision: revision.key.to_string(),
+            waiting: *waiting,
+        },
+        AcquireError::Timeout { .. } => ProxyError::Timeout {
+            revision: revision.key.to_string(),
+            secs: timeout.as_secs(),
+        },
     }
 }

@@ -1,118 +1,23 @@
-//! Host → route → weighted revisions → ready endpoints.
+//! Host → route → weighted revisions → their capacity (ready endpoints).
 //!
 //! Two levels change at different rates: routes change when a service is deployed,
 //! endpoints whenever a replica becomes ready or goes away. Each is an `ArcSwap`,
 //! replaced whole by the controller and read lock-free by every request.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
+pub use paas_activator::{Capacity, Endpoint};
 
 pub use paas_api::RevisionKey;
-
-/// One ready replica and the requests it is serving now.
-#[derive(Debug)]
-pub struct Endpoint {
-    pub addr: SocketAddr,
-    /// The address as a URI authority, built once rather than per request.
-    pub authority: http::uri::Authority,
-    pub in_flight: AtomicUsize,
-}
-
-impl Endpoint {
-    pub fn new(addr: SocketAddr) -> Arc<Self> {
-        let authority = http::uri::Authority::try_from(addr.to_string().as_str())
-            // Invariant: a socket address always prints as a valid authority.
-            .unwrap_or_else(|_| http::uri::Authority::from_static("127.0.0.1"));
-        Arc::new(Self {
-            addr,
-            authority,
-            in_flight: AtomicUsize::new(0),
-        })
-    }
-}
-
-/// The ready replicas of one revision, and its request counters.
-#[derive(Debug)]
-pub struct RevisionEndpoints {
-    pub key: RevisionKey,
-    endpoints: ArcSwap<Vec<Arc<Endpoint>>>,
-    timeout: ArcSwap<Duration>,
-    next: AtomicUsize,
-    pub in_flight: AtomicUsize,
-    pub requests: AtomicU64,
-}
-
-impl RevisionEndpoints {
-    fn new(key: RevisionKey) -> Self {
-        Self {
-            key,
-            endpoints: ArcSwap::from_pointee(Vec::new()),
-            timeout: ArcSwap::from_pointee(Duration::from_secs(300)),
-            next: AtomicUsize::new(0),
-            in_flight: AtomicUsize::new(0),
-            requests: AtomicU64::new(0),
-        }
-    }
-
-    /// Replace the ready set. Endpoints that stay keep their in-flight counts.
-    pub fn set_ready(&self, addrs: &[SocketAddr]) {
-        let current = self.endpoints.load();
-        if current.len() == addrs.len() && current.iter().all(|e| addrs.contains(&e.addr)) {
-            return;
-        }
-        let next: Vec<Arc<Endpoint>> = addrs
-            .iter()
-            .map(|a| {
-                current
-                    .iter()
-                    .find(|e| e.addr == *a)
-                    .cloned()
-                    .unwrap_or_else(|| Endpoint::new(*a))
-            })
-            .collect();
-        self.endpoints.store(Arc::new(next));
-    }
-
-    pub fn ready(&self) -> Arc<Vec<Arc<Endpoint>>> {
-        self.endpoints.load_full()
-    }
-
-    pub fn set_timeout(&self, t: Duration) {
-        if **self.timeout.load() != t {
-            self.timeout.store(Arc::new(t));
-        }
-    }
-
-    pub fn timeout(&self) -> Duration {
-        **self.timeout.load()
-    }
-
-    /// The ready endpoint with the fewest requests in flight. Scanning starts at a
-    /// rotating index so that ties spread over replicas instead of piling on the first.
-    pub fn pick(&self) -> Option<Arc<Endpoint>> {
-        let eps = self.endpoints.load();
-        if eps.is_empty() {
-            return None;
-        }
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let n = eps.len();
-        (0..n)
-            .map(|i| &eps[(start + i) % n])
-            .min_by_key(|e| e.in_flight.load(Ordering::Relaxed))
-            .cloned()
-    }
-}
 
 /// A share of a route's traffic.
 #[derive(Debug, Clone)]
 pub struct WeightedRevision {
     pub percent: u32,
-    pub revision: Arc<RevisionEndpoints>,
+    pub revision: Arc<Capacity>,
 }
 
 /// Where one host's requests go.
@@ -135,7 +40,7 @@ impl Route {
 
     /// Weighted round robin over 100 slots: exact percentages over every 100 requests,
     /// with no randomness to make splits drift.
-    pub fn pick_revision(&self) -> Option<&Arc<RevisionEndpoints>> {
+    pub fn pick_revision(&self) -> Option<&Arc<Capacity>> {
         let total: u32 = self.targets.iter().map(|t| t.percent).sum();
         if total == 0 {
             return self.targets.first().map(|t| &t.revision);
@@ -158,7 +63,7 @@ impl Route {
 #[derive(Debug, Default)]
 pub struct RoutingTable {
     hosts: ArcSwap<HashMap<String, Arc<Route>>>,
-    revisions: Mutex<HashMap<RevisionKey, Arc<RevisionEndpoints>>>,
+    revisions: Mutex<HashMap<RevisionKey, Arc<Capacity>>>,
 }
 
 impl RoutingTable {
@@ -176,11 +81,11 @@ impl RoutingTable {
     }
 
     /// The endpoints record of a revision, created on first use. Not on the request path.
-    pub fn revision(&self, key: &RevisionKey) -> Arc<RevisionEndpoints> {
+    pub fn revision(&self, key: &RevisionKey) -> Arc<Capacity> {
         let mut revisions = self.revisions.lock().unwrap_or_else(|e| e.into_inner());
         revisions
             .entry(key.clone())
-            .or_insert_with(|| Arc::new(RevisionEndpoints::new(key.clone())))
+            .or_insert_with(|| Arc::new(Capacity::new(key.clone())))
             .clone()
     }
 
@@ -190,7 +95,7 @@ impl RoutingTable {
     }
 
     /// Every known revision, for metrics.
-    pub fn revisions(&self) -> Vec<Arc<RevisionEndpoints>> {
+    pub fn revisions(&self) -> Vec<Arc<Capacity>> {
         let revisions = self.revisions.lock().unwrap_or_else(|e| e.into_inner());
         revisions.values().cloned().collect()
     }
@@ -205,35 +110,6 @@ mod tests {
             namespace: "default".into(),
             name: name.into(),
         }
-    }
-
-    #[test]
-    fn least_in_flight_wins() {
-        let table = RoutingTable::new();
-        let rev = table.revision(&key("a-00001"));
-        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
-        rev.set_ready(&[a, b]);
-        let first = rev.pick().unwrap();
-        first.in_flight.fetch_add(1, Ordering::Relaxed);
-        let second = rev.pick().unwrap();
-        assert_ne!(first.addr, second.addr);
-    }
-
-    #[test]
-    fn endpoints_that_stay_keep_their_counts() {
-        let table = RoutingTable::new();
-        let rev = table.revision(&key("a-00001"));
-        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
-        rev.set_ready(&[a]);
-        rev.pick()
-            .unwrap()
-            .in_flight
-            .fetch_add(3, Ordering::Relaxed);
-        rev.set_ready(&[a, b]);
-        let ea = rev.ready().iter().find(|e| e.addr == a).cloned().unwrap();
-        assert_eq!(ea.in_flight.load(Ordering::Relaxed), 3);
     }
 
     #[test]
@@ -261,8 +137,10 @@ mod tests {
     }
 
     #[test]
-    fn no_ready_endpoint_picks_none() {
+    fn a_revision_has_one_capacity() {
         let table = RoutingTable::new();
-        assert!(table.revision(&key("x")).pick().is_none());
+        let a = table.revision(&key("x"));
+        let b = table.revision(&key("x"));
+        assert!(Arc::ptr_eq(&a, &b));
     }
 }

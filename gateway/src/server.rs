@@ -11,6 +11,7 @@ use hyper::header::HeaderValue;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use paas_activator::Poke;
 use tokio::net::{TcpListener, TcpSocket};
 
 use crate::metrics::GatewayMetrics;
@@ -22,13 +23,16 @@ use crate::route_table::RoutingTable;
 pub struct Gateway {
     pub table: Arc<RoutingTable>,
     pub metrics: Arc<GatewayMetrics>,
+    /// Who is told when requests wait for a revision with no replica.
+    poke: Arc<dyn Poke>,
 }
 
 impl Gateway {
-    pub fn new(table: Arc<RoutingTable>) -> Self {
+    pub fn new(table: Arc<RoutingTable>, poke: Arc<dyn Poke>) -> Self {
         Self {
             table,
             metrics: Arc::new(GatewayMetrics::default()),
+            poke,
         }
     }
 
@@ -101,7 +105,11 @@ fn worker(listener: std::net::TcpListener, gateway: Gateway) {
                 return;
             }
         };
-        let proxy = Arc::new(Proxy::new(gateway.table.clone(), gateway.metrics.clone()));
+        let proxy = Arc::new(Proxy::new(
+            gateway.table.clone(),
+            gateway.metrics.clone(),
+            gateway.poke.clone(),
+        ));
         accept_loop(listener, proxy).await;
     });
 }

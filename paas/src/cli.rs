@@ -71,9 +71,33 @@ pub(crate) struct UpArgs {
     /// Docker Engine socket.
     #[arg(long, env = "DOCKER_SOCKET", default_value = paas_runtime::docker::DEFAULT_SOCKET)]
     pub(crate) docker_socket: PathBuf,
+    /// Autoscaler: the stable window over which load is averaged (Knative's default).
+    #[arg(long, env = "PAAS_STABLE_WINDOW", default_value = "60s", value_parser = duration)]
+    pub(crate) stable_window: std::time::Duration,
+    /// Autoscaler: how long the last replica stays after the window says zero.
+    #[arg(long, env = "PAAS_SCALE_TO_ZERO_GRACE_PERIOD", default_value = "30s", value_parser = duration)]
+    pub(crate) scale_to_zero_grace_period: std::time::Duration,
+    /// Autoscaler: whether revisions without traffic go to zero replicas.
+    #[arg(long, env = "PAAS_ENABLE_SCALE_TO_ZERO", default_value_t = true, action = clap::ArgAction::Set)]
+    pub(crate) enable_scale_to_zero: bool,
+    /// Autoscaler: requests in flight per replica to aim at when a revision sets no target.
+    #[arg(
+        long,
+        env = "PAAS_CONTAINER_CONCURRENCY_TARGET",
+        default_value_t = 100.0
+    )]
+    pub(crate) container_concurrency_target_default: f64,
+    /// Autoscaler: replicas a new revision starts with.
+    #[arg(long, env = "PAAS_INITIAL_SCALE", default_value_t = 1)]
+    pub(crate) initial_scale: u32,
     /// Log filter, e.g. `info` or `paas_controller=debug`.
     #[arg(long, env = "PAAS_LOG", default_value = "info")]
     pub(crate) log: String,
+}
+
+fn duration(s: &str) -> Result<std::time::Duration, String> {
+    paas_autoscaler::config::parse_duration(s)
+        .ok_or_else(|| format!("{s:?} is not a duration like 30s, 1m30s or 500ms"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

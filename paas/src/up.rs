@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
+use paas_autoscaler::{Autoscaler, AutoscalerConfig};
 use paas_controller::fleet::Fleet;
 use paas_controller::reconcile::Context;
 use paas_controller::rest::{self, ApiState};
@@ -62,16 +63,28 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path) -> Result<()> {
         .context("cannot record the API address in the data directory")?;
 
     let table = RoutingTable::new();
-    let gateway = Gateway::new(table.clone());
+    let (changes_tx, changes_rx) = tokio::sync::mpsc::unbounded_channel();
+    let fleet = Fleet::new(runtime.clone(), table.clone(), changes_tx);
+    let autoscaler = Autoscaler::new(
+        AutoscalerConfig {
+            stable_window: args.stable_window,
+            scale_to_zero_grace_period: args.scale_to_zero_grace_period,
+            enable_scale_to_zero: args.enable_scale_to_zero,
+            container_concurrency_target_default: args.container_concurrency_target_default,
+            initial_scale: args.initial_scale,
+            ..AutoscalerConfig::default()
+        },
+        fleet.clone(),
+    );
+    let gateway = Gateway::new(table.clone(), autoscaler.clone());
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let bound = gateway.clone().bind(http_addr, workers).with_context(|| {
         format!("cannot listen on {http_addr} for the gateway: is another `paas up` running? choose another with --http")
     })?;
-    let (changes_tx, changes_rx) = tokio::sync::mpsc::unbounded_channel();
-    let fleet = Fleet::new(runtime.clone(), table.clone(), changes_tx);
     let ctx = Arc::new(Context {
         store: Arc::new(store),
         fleet: fleet.clone(),
+        autoscaler: autoscaler.clone(),
         table: table.clone(),
         http_port: http_addr.port(),
         clock: chrono::Utc::now,
@@ -79,6 +92,8 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path) -> Result<()> {
 
     let tasks = vec![
         tokio::spawn(fleet.run()),
+        tokio::spawn(autoscaler.clone().run()),
+        tokio::spawn(paas_controller::collector::run(autoscaler, table.clone())),
         tokio::spawn(paas_controller::controller::run(ctx.clone(), changes_rx)),
         tokio::spawn(rest::serve(
             api,

@@ -38,6 +38,7 @@ pub type Result<T, E = ReconcileError> = std::result::Result<T, E>;
 pub struct Context {
     pub store: Arc<dyn Store>,
     pub fleet: Arc<Fleet>,
+    pub autoscaler: Arc<paas_autoscaler::Autoscaler>,
     pub table: Arc<RoutingTable>,
     /// The gateway's port, for the URLs in status.
     pub http_port: u16,

@@ -1,12 +1,14 @@
 //! Revision → replicas in the runtime (through the fleet), and status from what runs.
 //!
-//! A revision runs replicas while it carries traffic or is its configuration's latest
-//! created revision (it has to get ready before traffic moves to it); otherwise none.
+//! A revision is scaled by the autoscaler while it carries traffic or is its
+//! configuration's latest created revision (it has to get ready before traffic moves to
+//! it); otherwise it runs nothing.
 
 use std::time::Duration;
 
 use paas_api::condition::ConditionStatus;
 use paas_api::{Configuration, Object, Revision, Route};
+use paas_autoscaler::ScalingSpec;
 use paas_gateway::RevisionKey;
 use paas_runtime::probe::ReadinessCheck;
 use paas_runtime::ReplicaSpec;
@@ -47,29 +49,54 @@ pub async fn reconcile(rev: &Revision, ctx: &Context) -> Result<Action> {
         return write(rev, status, ctx).await;
     }
 
+    let cc = rev.spec.container_concurrency.unwrap_or(0);
+    let scaling = match ScalingSpec::resolve(&ctx.autoscaler.config, &rev.metadata.annotations, cc)
+    {
+        Ok(s) => s,
+        Err(errors) => {
+            let message = errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            status.conditions.set(
+                "Ready",
+                ConditionStatus::False,
+                Some("InvalidAnnotation"),
+                Some(&message),
+                now,
+            );
+            return write(rev, status, ctx).await;
+        }
+    };
     let wanted = is_wanted(rev, ctx).await?;
-    // Without the activator a revision cannot wake from zero: a routed revision keeps
-    // at least one replica.
-    let replicas = if wanted { rev.min_scale().max(1) } else { 0 };
+    // After a restart, a revision that was serving resumes at the replicas it had, so
+    // that adopted replicas are kept; a new one starts at its initial scale.
+    let running = status
+        .conditions
+        .is_true("Ready")
+        .then(|| status.actual_replicas.unwrap_or(0));
+    ctx.autoscaler.upsert(&key, scaling, wanted, running);
     let container = rev.spec.container();
     let probe = container.and_then(|c| c.readiness_probe.as_ref());
     ctx.fleet.set_desired(
         &uid,
         Desired {
-            key,
+            key: key.clone(),
             spec,
             check: ReadinessCheck::from_probe(probe),
             period: Duration::from_secs(u64::from(
                 probe.and_then(|p| p.period_seconds).unwrap_or(1).max(1),
             )),
             failure_threshold: probe.and_then(|p| p.failure_threshold).unwrap_or(3).max(1),
-            replicas,
             timeout: Duration::from_secs(rev.spec.timeout_seconds()),
+            container_concurrency: cc,
+            replicas: 0,
         },
     );
 
     let observed = ctx.fleet.observed(&uid);
-    status.desired_replicas = Some(replicas);
+    status.desired_replicas = Some(ctx.autoscaler.view(&key).map_or(0, |v| v.desired));
     status.actual_replicas = Some(observed.actual);
     status.ready_replicas = Some(observed.ready);
     let was_ready = status.conditions.is_true("Ready");

@@ -300,6 +300,18 @@ fn check(state: &ApiState, svc: &Service) -> Result<Vec<String>, ApiError> {
         .iter()
         .map(|e| (e.path.clone(), e.message.clone()))
         .collect();
+    if let Err(errors) = paas_autoscaler::ScalingSpec::resolve(
+        &state.ctx.autoscaler.config,
+        &svc.spec.template.metadata.annotations,
+        svc.spec.template.spec.container_concurrency.unwrap_or(0),
+    ) {
+        for e in errors {
+            causes.push((
+                format!("spec.template.metadata.annotations.{}", e.key),
+                e.problem,
+            ));
+        }
+    }
     if causes.is_empty() {
         let probe = Revision {
             metadata: paas_api::ObjectMeta::named(svc.namespace(), svc.name()),
