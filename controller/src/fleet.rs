@@ -342,8 +342,17 @@ impl Fleet {
                 tracing::warn!(replica = %paas_runtime::short(&id), error = %e, "stopping a replica failed");
             }
         }
-        for (uid, desired) in to_start {
-            let result = self.runtime.start(&desired.spec).await;
+        // Replicas start side by side: a burst wants them all at once.
+        let runtime = self.runtime.clone();
+        let started = futures_join(to_start.into_iter().map(|(uid, desired)| {
+            let runtime = runtime.clone();
+            async move {
+                let result = runtime.start(&desired.spec).await;
+                (uid, desired, result)
+            }
+        }))
+        .await;
+        for (uid, desired, result) in started {
             let mut state = lock(&self.state);
             let Some(rev) = state.get_mut(&uid) else {
                 continue;

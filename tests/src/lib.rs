@@ -53,10 +53,16 @@ pub struct Platform {
     pub runtime: RuntimeKind,
     child: Option<Child>,
     log: PathBuf,
+    extra: Vec<String>,
 }
 
 impl Platform {
     pub fn start(runtime: RuntimeKind) -> Self {
+        Self::start_with(runtime, &[])
+    }
+
+    /// Start with extra `paas up` flags (e.g. a short stable window).
+    pub fn start_with(runtime: RuntimeKind, extra: &[&str]) -> Self {
         let data_dir =
             std::env::temp_dir().join(format!("paas-e2e-{}-{}", std::process::id(), free_port()));
         std::fs::create_dir_all(&data_dir).unwrap();
@@ -67,6 +73,7 @@ impl Platform {
             api_port: free_port(),
             runtime,
             child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         p.boot();
         p
@@ -94,6 +101,7 @@ impl Platform {
             .arg(self.api_port.to_string())
             .arg("--runtime")
             .arg(runtime)
+            .args(&self.extra)
             .env("PAAS_LOG", "info,paas_controller=debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -226,6 +234,81 @@ impl Platform {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// One revision's status, by name.
+    pub fn revision(&self, name: &str) -> serde_json::Value {
+        let out = self.paas_ok(&["get", "revision", name, "-o", "json"]);
+        serde_json::from_str(&out).unwrap()
+    }
+
+    /// Wait until `check` holds for the revision's status, or panic after `within`.
+    pub fn wait_revision(
+        &self,
+        name: &str,
+        within: Duration,
+        what: &str,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let rev = self.revision(name);
+            if check(&rev) {
+                return rev;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}: {what} did not happen within {within:?}; status: {}\n--- paas up log ---\n{}",
+                rev["status"],
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// `n` requests at once, each on its own connection; returns the statuses.
+    pub fn burst(&self, service: &str, n: usize) -> Vec<(u16, String)> {
+        let port = self.http_port;
+        let host = format!("{service}.default.localhost:{port}");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(n));
+        let threads: Vec<_> = (0..n)
+            .map(|_| {
+                let host = host.clone();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    match http(port, &host, "GET", "/", &[], None) {
+                        Ok(r) => (r.status, r.body),
+                        Err(e) => (0, e.to_string()),
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    }
+
+    /// `clients` loops of sequential requests for `duration`; returns the statuses.
+    pub fn steady_load(&self, service: &str, clients: usize, duration: Duration) -> Vec<u16> {
+        let port = self.http_port;
+        let host = format!("{service}.default.localhost:{port}");
+        let until = Instant::now() + duration;
+        let threads: Vec<_> = (0..clients)
+            .map(|_| {
+                let host = host.clone();
+                std::thread::spawn(move || {
+                    let mut statuses = Vec::new();
+                    while Instant::now() < until {
+                        statuses
+                            .push(http(port, &host, "GET", "/", &[], None).map_or(0, |r| r.status));
+                    }
+                    statuses
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect()
     }
 
     /// Containers this installation owns, as Docker lists them.

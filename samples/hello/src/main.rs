@@ -34,6 +34,17 @@ fn main() -> ExitCode {
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| "World".to_owned());
 
+    let delay = match env::var("DELAY_MS") {
+        Ok(d) if !d.is_empty() => match d.parse::<u64>() {
+            Ok(ms) => Duration::from_millis(ms),
+            Err(_) => {
+                eprintln!("hello: DELAY_MS must be a number of milliseconds, got {d:?}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => Duration::ZERO,
+    };
+
     let listener = match TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)) {
         Ok(listener) => listener,
         Err(e) => {
@@ -48,7 +59,7 @@ fn main() -> ExitCode {
     // SIGTERM keeps its default action (exit): there is no state to save and
     // std cannot install a handler without unsafe code. As PID 1 in a
     // container that action is ignored, hence STOPSIGNAL in the Dockerfile.
-    run(&listener, &Arc::new(Responses::new(&target)))
+    run(&listener, &Arc::new(Responses::new(&target, delay)))
 }
 
 /// Accepts connections forever, one thread each.
@@ -108,6 +119,9 @@ fn exchange<R: Read, W: Write>(
         writer.flush()?;
     }
     discard_body(reader, request.body, line)?;
+    if !responses.delay.is_zero() {
+        thread::sleep(responses.delay);
+    }
     let response = if request.keep_alive {
         &responses.keep_alive
     } else {
@@ -156,15 +170,19 @@ struct Responses {
     keep_alive: Response,
     close: Response,
     bad_request: Response,
+    /// Time spent on each request before answering (DELAY_MS), to stand in for real
+    /// work when testing autoscaling.
+    delay: Duration,
 }
 
 impl Responses {
-    fn new(target: &str) -> Self {
+    fn new(target: &str, delay: Duration) -> Self {
         let hello = format!("Hello {target}!\n");
         Self {
             keep_alive: Response::new("200 OK", &hello, true),
             close: Response::new("200 OK", &hello, false),
             bad_request: Response::new("400 Bad Request", "bad request\n", false),
+            delay,
         }
     }
 }
@@ -420,7 +438,7 @@ mod tests {
     /// Feeds `raw` through the connection loop's per-request step and returns
     /// everything written back.
     fn converse(raw: &[u8]) -> String {
-        let responses = Responses::new("Test");
+        let responses = Responses::new("Test", Duration::ZERO);
         let mut reader = BufReader::new(raw);
         let mut out = Vec::new();
         let mut line = Vec::new();
@@ -543,7 +561,7 @@ mod tests {
     fn serves_two_requests_on_one_connection() {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let addr = listener.local_addr().unwrap();
-        let responses = Arc::new(Responses::new("Tester"));
+        let responses = Arc::new(Responses::new("Tester", Duration::ZERO));
         thread::spawn(move || run(&listener, &responses));
 
         let mut conn = TcpStream::connect(addr).unwrap();
