@@ -158,6 +158,67 @@ impl Autoscaler {
         })
     }
 
+    /// Prometheus text for every revision's autoscaler view.
+    pub fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write;
+        let mut views: Vec<(RevisionKey, RevisionView)> = self
+            .keys()
+            .into_iter()
+            .filter_map(|k| Some((k.clone(), self.view(&k)?)))
+            .collect();
+        views.sort_by(|a, b| a.0.cmp(&b.0));
+        let series: [(&str, &str, &str, fn(&RevisionView) -> f64); 6] = [
+            (
+                "paas_autoscaler_desired_replicas",
+                "gauge",
+                "Replicas the autoscaler wants.",
+                |v| f64::from(v.desired),
+            ),
+            (
+                "paas_autoscaler_ready_replicas",
+                "gauge",
+                "Replicas ready, as the autoscaler sees them.",
+                |v| f64::from(v.ready),
+            ),
+            (
+                "paas_autoscaler_stable_value",
+                "gauge",
+                "The metric averaged over the stable window.",
+                |v| v.stable,
+            ),
+            (
+                "paas_autoscaler_panic_value",
+                "gauge",
+                "The metric averaged over the panic window.",
+                |v| v.panic,
+            ),
+            (
+                "paas_autoscaler_panic_mode",
+                "gauge",
+                "1 while the revision is in panic mode.",
+                |v| if v.panicking { 1.0 } else { 0.0 },
+            ),
+            (
+                "paas_autoscaler_excess_burst_capacity",
+                "gauge",
+                "Spare capacity beyond the target burst.",
+                |v| v.excess_burst_capacity,
+            ),
+        ];
+        for (name, kind, help, value) in series {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (k, v) in &views {
+                let _ = writeln!(
+                    out,
+                    "{name}{{namespace=\"{}\",revision=\"{}\"}} {}",
+                    k.namespace,
+                    k.name,
+                    value(v)
+                );
+            }
+        }
+    }
+
     pub fn keys(&self) -> Vec<RevisionKey> {
         self.lock().keys().cloned().collect()
     }

@@ -68,6 +68,31 @@ fn scale_cycle(kind: RuntimeKind) {
         rev["status"]
     );
 
+    // The autoscaler's view is visible to people and to Prometheus.
+    let described = p.paas_ok(&["describe", "rev", "slow-00001"]);
+    assert!(
+        described.contains("Autoscaler:") && described.contains("stable average"),
+        "{described}"
+    );
+    let token = std::fs::read_to_string(p.data_dir.join("token")).unwrap();
+    let auth = format!("Bearer {}", token.trim());
+    let metrics = paas_e2e::http(
+        p.api_port,
+        "127.0.0.1",
+        "GET",
+        "/metrics",
+        &[("Authorization", &auth)],
+        None,
+    )
+    .unwrap();
+    assert!(
+        metrics.body.contains(
+            "paas_autoscaler_desired_replicas{namespace=\"default\",revision=\"slow-00001\"}"
+        ),
+        "{}",
+        metrics.body
+    );
+
     // Steady load while the autoscaler removes replicas: no request fails.
     let peak = replicas(&rev, "actualReplicas");
     let statuses = p.steady_load("slow", 3, Duration::from_secs(14));

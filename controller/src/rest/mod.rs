@@ -9,6 +9,7 @@
 //! PUT    /apis/serving.knative.dev/v1/namespaces/{ns}/services/{name} replace spec
 //! DELETE /apis/serving.knative.dev/v1/namespaces/{ns}/services/{name}
 //! GET    /apis/serving.knative.dev/v1/namespaces/{ns}/{services|revisions}/{name}/logs?tail=N
+//! GET    /apis/serving.knative.dev/v1/namespaces/{ns}/revisions/{name}/autoscaler
 //! GET    /metrics                                                     Prometheus
 //! ```
 
@@ -104,6 +105,7 @@ async fn route(
     if path == "/metrics" {
         let mut out = String::new();
         state.gateway.render_metrics(&mut out);
+        state.ctx.autoscaler.render_metrics(&mut out);
         return Ok(text(StatusCode::OK, out));
     }
     let query = req.uri().query().unwrap_or("").to_owned();
@@ -130,6 +132,9 @@ async fn route(
         ["namespaces", ns, "services", name] if method == Method::DELETE => {
             delete_service(state, ns, name).await
         }
+        ["namespaces", ns, "revisions", name, "autoscaler"] if method == Method::GET => {
+            autoscaler_view(state, ns, name)
+        }
         ["namespaces", ns, kind @ ("services" | "revisions"), name, "logs"]
             if method == Method::GET =>
         {
@@ -145,6 +150,36 @@ async fn route(
             path,
         }),
     }
+}
+
+fn autoscaler_view(
+    state: &ApiState,
+    ns: &str,
+    name: &str,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let key = paas_api::RevisionKey {
+        namespace: ns.to_owned(),
+        name: name.to_owned(),
+    };
+    let Some(v) = state.ctx.autoscaler.view(&key) else {
+        return Err(ApiError::NotFound(format!(
+            "the autoscaler does not know revision {ns}/{name}"
+        )));
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "metric": v.metric,
+            "target": v.target,
+            "desired": v.desired,
+            "ready": v.ready,
+            "stable": v.stable,
+            "panic": v.panic,
+            "mode": if v.panicking { "panic" } else { "stable" },
+            "excessBurstCapacity": v.excess_burst_capacity,
+        }),
+        &[],
+    ))
 }
 
 fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {

@@ -75,6 +75,29 @@ pub(crate) async fn describe(client: &ApiClient, a: DescribeArgs) -> Result<Exit
             ),
         );
     }
+    if plural == "revisions" {
+        let path = format!(
+            "{}/autoscaler",
+            ApiClient::path(Some(&a.namespace), "revisions", Some(&a.name))
+        );
+        if let Some(v) = client.get(&path).await? {
+            println!("\nAutoscaler:");
+            println!(
+                "  mode {}, desired {}, ready {}",
+                s(&v["mode"]),
+                s(&v["desired"]),
+                s(&v["ready"])
+            );
+            println!(
+                "  {} per replica target {:.1}; stable average {:.2}, panic average {:.2}",
+                s(&v["metric"]),
+                v["target"].as_f64().unwrap_or(0.0),
+                v["stable"].as_f64().unwrap_or(0.0),
+                v["panic"].as_f64().unwrap_or(0.0)
+            );
+            println!("  excess burst capacity {}", s(&v["excessBurstCapacity"]));
+        }
+    }
     if plural == "services" {
         let revs = client
             .get(&ApiClient::path(Some(&a.namespace), "revisions", None))
