@@ -42,6 +42,14 @@ pub struct RevisionView {
     pub metric: &'static str,
 }
 
+/// A metric's name, type, help and how to read it from a view.
+type Series = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&RevisionView) -> f64,
+);
+
 #[derive(Debug)]
 pub struct Autoscaler {
     pub config: AutoscalerConfig,
@@ -167,7 +175,7 @@ impl Autoscaler {
             .filter_map(|k| Some((k.clone(), self.view(&k)?)))
             .collect();
         views.sort_by(|a, b| a.0.cmp(&b.0));
-        let series: [(&str, &str, &str, fn(&RevisionView) -> f64); 6] = [
+        let series: [Series; 6] = [
             (
                 "paas_autoscaler_desired_replicas",
                 "gauge",
