@@ -30,6 +30,10 @@ pub mod keys {
     pub const MIN_SCALE: &str = "autoscaling.knative.dev/min-scale";
     pub const MAX_SCALE: &str = "autoscaling.knative.dev/max-scale";
     pub const INITIAL_SCALE: &str = "autoscaling.knative.dev/initial-scale";
+    /// `stop` (default) or `freeze`: what becomes of the last replica at zero.
+    pub const IDLE: &str = "paas.dev/idle";
+    /// How long a frozen replica is kept before it is stopped (default 15m).
+    pub const FREEZE_RETENTION: &str = "paas.dev/freeze-retention";
 }
 
 /// The namespace used when a manifest or command names none.

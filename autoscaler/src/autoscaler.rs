@@ -139,6 +139,8 @@ impl Autoscaler {
                 wake = wake.min(e.spec.max_scale);
             }
             e.state.woken(wake);
+            // The waiting request is load the collector has not sampled yet.
+            e.window.record(Instant::now(), 1.0, 1);
             e.desired = wake;
             e.dirty = true;
             tracing::info!(revision = %key, replicas = wake, "request for a revision at zero: scaling up");

@@ -156,6 +156,7 @@ async fn forget_deleted_revisions(ctx: &Context) {
     if let Ok(revs) = ctx.store.list::<Revision>(None).await {
         let uids: Vec<String> = revs.iter().filter_map(|r| r.metadata.uid.clone()).collect();
         ctx.fleet.retain(&uids);
+        ctx.fleet.discard_prepared_except(uids);
         for key in ctx.autoscaler.keys() {
             if !revs
                 .iter()

@@ -39,8 +39,48 @@ pub struct Desired {
     pub timeout: Duration,
     /// Requests one replica may serve at once; 0 is unlimited.
     pub container_concurrency: u32,
+    /// What happens to the last replica when the revision scales to zero.
+    pub idle: IdlePolicy,
     /// How many replicas to keep: the autoscaler's word, through [`Fleet::scale`].
     pub(crate) replicas: u32,
+}
+
+/// What becomes of a revision's last replica at zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdlePolicy {
+    /// Stopped, as in Knative.
+    Stop,
+    /// Frozen (memory kept, no CPU) so that waking costs a resume; stopped after
+    /// `retention`.
+    Freeze { retention: Duration },
+}
+
+impl IdlePolicy {
+    /// A frozen replica is stopped after this long without a request.
+    pub const DEFAULT_RETENTION: Duration = Duration::from_secs(15 * 60);
+
+    /// Read `paas.dev/idle` and `paas.dev/freeze-retention`.
+    pub fn from_annotations(
+        annotations: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Self, String> {
+        let retention = match annotations.get(paas_api::keys::FREEZE_RETENTION) {
+            None => Self::DEFAULT_RETENTION,
+            Some(v) => paas_autoscaler::config::parse_duration(v).ok_or_else(|| {
+                format!(
+                    "annotation {}: {v:?} is not a duration like 15m or 90s",
+                    paas_api::keys::FREEZE_RETENTION
+                )
+            })?,
+        };
+        match annotations.get(paas_api::keys::IDLE).map(|v| v.trim()) {
+            None | Some("stop") => Ok(IdlePolicy::Stop),
+            Some("freeze") => Ok(IdlePolicy::Freeze { retention }),
+            Some(other) => Err(format!(
+                "annotation {}: {other:?} is not an idle policy: use stop or freeze",
+                paas_api::keys::IDLE
+            )),
+        }
+    }
 }
 
 /// What the fleet reports back for one revision.
@@ -63,6 +103,8 @@ struct Tracked {
     ever_ready: bool,
     failures: u32,
     next_probe: Instant,
+    /// Since when the replica is frozen (or being frozen); it serves nothing then.
+    frozen_at: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -123,6 +165,10 @@ impl Fleet {
         desired.replicas = lock(&self.scales).get(&desired.key).copied().unwrap_or(0);
         let mut state = lock(&self.state);
         let entry = state.entry(uid.to_owned()).or_default();
+        if entry.desired.is_none() {
+            // Created with the revision, so that a start from zero only starts it.
+            self.prepare_later(&desired.spec);
+        }
         let changed = entry
             .desired
             .as_ref()
@@ -135,6 +181,16 @@ impl Fleet {
         if changed {
             self.wake.notify_one();
         }
+    }
+
+    fn prepare_later(&self, spec: &ReplicaSpec) {
+        let runtime = self.runtime.clone();
+        let spec = spec.clone();
+        tokio::spawn(async move {
+            if let Err(e) = runtime.prepare(&spec).await {
+                tracing::debug!(revision = %spec.revision, error = %e, "preparing a replica failed");
+            }
+        });
     }
 
     /// Keep `replicas` replicas of a revision.
@@ -165,6 +221,16 @@ impl Fleet {
         self.wake.notify_one();
     }
 
+    /// Drop prepared replicas of revisions that are gone.
+    pub fn discard_prepared_except(&self, uids: Vec<String>) {
+        let runtime = self.runtime.clone();
+        tokio::spawn(async move {
+            if let Err(e) = runtime.discard_prepared(&uids).await {
+                tracing::debug!(error = %e, "discarding prepared replicas failed");
+            }
+        });
+    }
+
     /// The controller has read every stored revision: unknown replicas are orphans now.
     pub fn adoption_done(&self) {
         self.adopting
@@ -191,17 +257,22 @@ impl Fleet {
     pub async fn run(self: Arc<Self>) {
         let mut next_sync = Instant::now();
         loop {
+            // Probes first: a replica just started or thawed has a request waiting.
+            self.probe_due().await;
             if Instant::now() >= next_sync {
                 if let Err(e) = self.sync().await {
                     tracing::warn!(runtime = self.runtime.name(), error = %e, "listing replicas failed");
                 }
                 next_sync = Instant::now() + SYNC_INTERVAL;
+                continue;
             }
-            self.probe_due().await;
             let wait = self.next_probe_at().min(next_sync);
             tokio::select! {
                 _ = tokio::time::sleep_until(wait) => {}
-                _ = self.wake.notified() => { next_sync = Instant::now(); }
+                _ = self.wake.notified() => {
+                    self.grow().await;
+                    next_sync = Instant::now() + Duration::from_millis(100);
+                }
             }
         }
     }
@@ -210,7 +281,12 @@ impl Fleet {
         let state = lock(&self.state);
         state
             .values()
-            .flat_map(|s| s.replicas.iter().map(|r| r.next_probe))
+            .flat_map(|s| {
+                s.replicas
+                    .iter()
+                    .filter(|r| r.frozen_at.is_none())
+                    .map(|r| r.next_probe)
+            })
             .min()
             .unwrap_or_else(|| Instant::now() + SYNC_INTERVAL)
     }
@@ -223,6 +299,9 @@ impl Fleet {
             listed.retain(|r| !draining.contains(&r.id));
         }
         let mut to_drain: Vec<(String, Option<Arc<paas_gateway::Endpoint>>, Duration)> = Vec::new();
+        let mut to_freeze: Vec<(String, Option<Arc<paas_gateway::Endpoint>>, Duration)> =
+            Vec::new();
+        let mut to_thaw: Vec<String> = Vec::new();
         let adopting = self.adopting.load(std::sync::atomic::Ordering::Relaxed);
         let mut to_start: Vec<(String, Desired)> = Vec::new();
         let mut to_stop: Vec<(String, Option<String>)> = Vec::new();
@@ -239,17 +318,18 @@ impl Fleet {
                     continue;
                 }
                 match state.get_mut(&r.revision_uid) {
-                    Some(rev) if rev.desired.as_ref().is_some_and(|d| d.replicas > 0) => {
-                        tracing::info!(replica = %r, "adopting a running replica");
-                        rev.replicas.push(Tracked {
-                            id: r.id.clone(),
-                            addr: r.address,
-                            started: now,
-                            ready: false,
-                            ever_ready: false,
-                            failures: 0,
-                            next_probe: now,
-                        });
+                    Some(rev)
+                        if rev
+                            .desired
+                            .as_ref()
+                            .is_some_and(|d| d.replicas > 0 || r.state == ReplicaState::Frozen) =>
+                    {
+                        tracing::info!(replica = %r, state = ?r.state, "adopting a replica");
+                        let mut t = track(r);
+                        if r.state == ReplicaState::Frozen {
+                            t.frozen_at = Some(now);
+                        }
+                        rev.replicas.push(t);
                     }
                     _ if !adopting => {
                         tracing::info!(replica = %r, "removing a replica no revision wants");
@@ -286,25 +366,62 @@ impl Fleet {
                         Some(_) => true,
                     }
                 });
-                let have = rev.replicas.len() as u32;
-                if have < desired.replicas {
-                    for _ in have..desired.replicas {
+                let want = desired.replicas as usize;
+                let (mut active, mut frozen): (Vec<Tracked>, Vec<Tracked>) =
+                    std::mem::take(&mut rev.replicas)
+                        .into_iter()
+                        .partition(|t| t.frozen_at.is_none());
+                // Frozen replicas are kept for their retention period, then stopped.
+                frozen.retain(|t| {
+                    let expired = match desired.idle {
+                        IdlePolicy::Freeze { retention } => t
+                            .frozen_at
+                            .is_some_and(|at| now.duration_since(at) >= retention),
+                        IdlePolicy::Stop => true,
+                    };
+                    if expired {
+                        to_stop.push((t.id.clone(), None));
+                    }
+                    !expired
+                });
+                if active.len() < want {
+                    // A resume is cheaper than a start: thaw frozen replicas first.
+                    while active.len() < want {
+                        let Some(mut t) = frozen.pop() else { break };
+                        wake_frozen(&mut t, now);
+                        to_thaw.push(t.id.clone());
+                        active.push(t);
+                    }
+                    for _ in active.len()..want {
                         to_start.push((uid.clone(), desired.clone()));
                     }
-                } else if have > desired.replicas {
-                    // Not-ready replicas go first: they serve nobody.
-                    rev.replicas.sort_by_key(|t| std::cmp::Reverse(!t.ready));
-                    let extra = rev.replicas.split_off(desired.replicas as usize);
-                    // Taken out of the ready set now (by the publish below), stopped
-                    // once the requests they are serving are done.
+                } else if active.len() > want {
+                    // Ready replicas stay; those not ready yet go first, they serve nobody.
+                    active.sort_by_key(|t| !t.ready);
+                    let extra = active.split_off(want);
+                    // Taken out of the ready set now (by the publish below), stopped (or
+                    // frozen) once the requests they are serving are done.
                     let ready = self.table.revision(&desired.key).ready();
                     let mut draining = lock(&self.draining);
-                    for t in extra {
+                    let mut freeze_one = want == 0
+                        && frozen.is_empty()
+                        && matches!(desired.idle, IdlePolicy::Freeze { .. });
+                    for mut t in extra {
                         let endpoint = ready.iter().find(|e| Some(e.addr) == t.addr).cloned();
+                        if freeze_one && t.ready {
+                            freeze_one = false;
+                            t.frozen_at = Some(now);
+                            t.ready = false;
+                            to_freeze.push((t.id.clone(), endpoint, desired.timeout));
+                            frozen.push(t);
+                            continue;
+                        }
                         draining.insert(t.id.clone());
                         to_drain.push((t.id, endpoint, desired.timeout));
                     }
                 }
+                active.append(&mut frozen);
+                rev.replicas = active;
             }
             self.publish(&mut state);
         }
@@ -337,11 +454,81 @@ impl Fleet {
             let fleet = self.clone();
             tokio::spawn(async move { fleet.drain(id, endpoint, timeout).await });
         }
+        for (id, endpoint, timeout) in to_freeze {
+            let fleet = self.clone();
+            tokio::spawn(async move { fleet.freeze_after_drain(id, endpoint, timeout).await });
+        }
+        self.thaw_all(to_thaw).await;
         for (id, _) in to_stop {
             if let Err(e) = self.runtime.stop(&id, STOP_GRACE).await {
                 tracing::warn!(replica = %paas_runtime::short(&id), error = %e, "stopping a replica failed");
             }
         }
+        self.start_all(to_start).await;
+        let mut state = lock(&self.state);
+        // Deleted revisions, with nothing left, are forgotten. A revision at zero is
+        // kept: the autoscaler may wake it any moment.
+        state.retain(|_, s| {
+            let keep = !s.removed || !s.replicas.is_empty();
+            if !keep {
+                if let Some(d) = &s.desired {
+                    self.table.revision(&d.key).set_ready(&[]);
+                }
+            }
+            keep
+        });
+        self.publish(&mut state);
+        Ok(())
+    }
+
+    /// The fast path of a scale-up: thaw or start what is missing from what is
+    /// tracked, without asking the runtime for its list first.
+    async fn grow(self: &Arc<Self>) {
+        let now = Instant::now();
+        let mut to_start = Vec::new();
+        let mut to_thaw = Vec::new();
+        {
+            let mut state = lock(&self.state);
+            for (uid, rev) in state.iter_mut() {
+                let Some(desired) = rev.desired.clone() else {
+                    continue;
+                };
+                let active = rev
+                    .replicas
+                    .iter()
+                    .filter(|t| t.frozen_at.is_none())
+                    .count();
+                let mut missing = (desired.replicas as usize).saturating_sub(active);
+                for t in rev.replicas.iter_mut().filter(|t| t.frozen_at.is_some()) {
+                    if missing == 0 {
+                        break;
+                    }
+                    wake_frozen(t, now);
+                    to_thaw.push(t.id.clone());
+                    missing -= 1;
+                }
+                for _ in 0..missing {
+                    to_start.push((uid.clone(), desired.clone()));
+                }
+            }
+        }
+        self.thaw_all(to_thaw).await;
+        self.start_all(to_start).await;
+    }
+
+    async fn thaw_all(&self, ids: Vec<String>) {
+        for id in ids {
+            // Not frozen yet (still draining) is fine: the probe decides.
+            match self.runtime.thaw(&id).await {
+                Ok(()) => tracing::info!(replica = %paas_runtime::short(&id), "replica thawed"),
+                Err(e) => {
+                    tracing::debug!(replica = %paas_runtime::short(&id), error = %e, "thawing a replica")
+                }
+            }
+        }
+    }
+
+    async fn start_all(&self, to_start: Vec<(String, Desired)>) {
         // Replicas start side by side: a burst wants them all at once.
         let runtime = self.runtime.clone();
         let started = futures_join(to_start.into_iter().map(|(uid, desired)| {
@@ -360,6 +547,7 @@ impl Fleet {
             match result {
                 Ok(replica) => {
                     tracing::info!(revision = %desired.key, replica = %paas_runtime::short(&replica.id), "replica started");
+                    self.prepare_later(&desired.spec);
                     rev.observed.start_error = None;
                     rev.replicas.push(track(&replica));
                 }
@@ -370,20 +558,6 @@ impl Fleet {
                 }
             }
         }
-        let mut state = lock(&self.state);
-        // Deleted revisions, with nothing left, are forgotten. A revision at zero is
-        // kept: the autoscaler may wake it any moment.
-        state.retain(|_, s| {
-            let keep = !s.removed || !s.replicas.is_empty();
-            if !keep {
-                if let Some(d) = &s.desired {
-                    self.table.revision(&d.key).set_ready(&[]);
-                }
-            }
-            keep
-        });
-        self.publish(&mut state);
-        Ok(())
     }
 
     /// Wait until a replica taken out of the ready set has finished its requests (at
@@ -411,6 +585,43 @@ impl Fleet {
         lock(&self.draining).remove(&id);
     }
 
+    /// Like [`Fleet::drain`], but the replica is frozen instead of stopped, unless it was
+    /// woken meanwhile.
+    async fn freeze_after_drain(
+        &self,
+        id: String,
+        endpoint: Option<Arc<paas_gateway::Endpoint>>,
+        timeout: Duration,
+    ) {
+        let started = Instant::now();
+        if let Some(ep) = endpoint {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            while ep.in_flight.load(std::sync::atomic::Ordering::Acquire) > 0
+                && started.elapsed() < timeout
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        let still_idle = lock(&self.state).values().any(|s| {
+            s.replicas
+                .iter()
+                .any(|t| t.id == id && t.frozen_at.is_some())
+        });
+        if !still_idle {
+            return;
+        }
+        match self.runtime.freeze(&id).await {
+            Ok(()) => tracing::info!(replica = %paas_runtime::short(&id), "replica frozen"),
+            Err(e) => {
+                tracing::warn!(replica = %paas_runtime::short(&id), error = %e, "freezing a replica failed; stopping it");
+                for rev in lock(&self.state).values_mut() {
+                    rev.replicas.retain(|t| t.id != id);
+                }
+                let _ = self.runtime.stop(&id, STOP_GRACE).await;
+            }
+        }
+    }
+
     /// Probe every replica whose probe is due, concurrently.
     async fn probe_due(&self) {
         let now = Instant::now();
@@ -422,7 +633,7 @@ impl Fleet {
                 .flat_map(|(uid, s, d)| {
                     s.replicas
                         .iter()
-                        .filter(|t| t.next_probe <= now)
+                        .filter(|t| t.next_probe <= now && t.frozen_at.is_none())
                         .filter_map(|t| Some((uid.clone(), t.id.clone(), t.addr?, d.check.clone())))
                         .collect::<Vec<_>>()
                 })
@@ -505,11 +716,15 @@ impl Fleet {
             let ready: Vec<_> = rev
                 .replicas
                 .iter()
-                .filter(|t| t.ready)
+                .filter(|t| t.ready && t.frozen_at.is_none())
                 .filter_map(|t| t.addr)
                 .collect();
             self.table.revision(&d.key).set_ready(&ready);
-            let actual = rev.replicas.len() as u32;
+            let actual = rev
+                .replicas
+                .iter()
+                .filter(|t| t.frozen_at.is_none())
+                .count() as u32;
             let ready = ready.len() as u32;
             if rev.observed.actual != actual || rev.observed.ready != ready {
                 rev.observed.actual = actual;
@@ -523,6 +738,15 @@ impl Fleet {
     }
 }
 
+/// A frozen replica is serving again: probe it as if it had just started.
+fn wake_frozen(t: &mut Tracked, now: Instant) {
+    t.frozen_at = None;
+    t.ready = false;
+    t.failures = 0;
+    t.started = now;
+    t.next_probe = now;
+}
+
 fn track(r: &Replica) -> Tracked {
     let now = Instant::now();
     Tracked {
@@ -533,6 +757,7 @@ fn track(r: &Replica) -> Tracked {
         ever_ready: false,
         failures: 0,
         next_probe: now,
+        frozen_at: None,
     }
 }
 

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -24,6 +24,12 @@ pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 pub struct DockerRuntime {
     api: DockerApi,
     instance: String,
+    /// Created, never started containers, by revision uid.
+    prepared: Mutex<HashMap<String, Vec<String>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl DockerRuntime {
@@ -31,7 +37,23 @@ impl DockerRuntime {
     /// installation starts, so two data directories never touch each other's.
     pub async fn connect(socket: PathBuf, instance: String) -> Result<Arc<Self>> {
         let api = DockerApi::connect(socket).await?;
-        Ok(Arc::new(Self { api, instance }))
+        let rt = Self {
+            api,
+            instance,
+            prepared: Mutex::new(HashMap::new()),
+        };
+        // Containers an earlier run prepared are used again when their revision still exists.
+        for c in rt.list_raw().await? {
+            if c.state == "created" {
+                let uid = c
+                    .labels
+                    .get(labels::REVISION_UID)
+                    .cloned()
+                    .unwrap_or_default();
+                lock(&rt.prepared).entry(uid).or_default().push(c.id);
+            }
+        }
+        Ok(Arc::new(rt))
     }
 
     fn container_name(spec: &ReplicaSpec) -> String {
@@ -41,7 +63,7 @@ impl DockerRuntime {
 
     /// Removes every container of this installation; called when `paas up` stops.
     pub async fn remove_all(&self) {
-        if let Ok(all) = self.list().await {
+        if let Ok(all) = self.list_raw().await {
             for r in all {
                 let _ = self.remove(&r.id).await;
             }
@@ -66,6 +88,105 @@ impl DockerRuntime {
                 message: engine_message(&body),
             })
         }
+    }
+
+    /// Create (not start) a container for `spec`.
+    async fn create(&self, spec: &ReplicaSpec) -> Result<String> {
+        let image = spec.image.clone().unwrap_or_default();
+        let port_key = format!("{}/tcp", spec.port);
+        let env: Vec<String> = spec
+            .environment(spec.port)
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let mut body = json!({
+            "Image": image,
+            "Env": env,
+            "Labels": {
+                labels::MANAGED: "true",
+                labels::INSTANCE: self.instance,
+                labels::NAMESPACE: spec.namespace,
+                labels::SERVICE_LABEL: spec.service,
+                labels::CONFIGURATION_LABEL: spec.configuration,
+                labels::REVISION_LABEL: spec.revision,
+                labels::REVISION_UID: spec.revision_uid,
+            },
+            "ExposedPorts": { port_key.clone(): {} },
+            "HostConfig": {
+                // An init as PID 1 forwards SIGTERM, which most apps never handle as PID 1.
+                "Init": true,
+                "PortBindings": { port_key: [{ "HostIp": "127.0.0.1", "HostPort": "" }] },
+            },
+        });
+        // Knative maps command to the entrypoint and args to the command.
+        if !spec.command.is_empty() {
+            body["Entrypoint"] = json!(spec.command);
+        }
+        if !spec.args.is_empty() {
+            body["Cmd"] = json!(spec.args);
+        }
+        let name = Self::container_name(spec);
+        let path = format!("/containers/create?name={}", query_escape(&name));
+        let (status, bytes) = self.api.call(Method::POST, &path, Some(body)).await?;
+        if status == StatusCode::NOT_FOUND {
+            return Err(Error::ImageNotFound { image });
+        }
+        if !status.is_success() {
+            return Err(Error::Docker {
+                what: format!("creating a container of {image}"),
+                status: status.as_u16(),
+                message: engine_message(&bytes),
+            });
+        }
+        #[derive(Deserialize)]
+        struct Created {
+            #[serde(rename = "Id")]
+            id: String,
+        }
+        let created: Created =
+            serde_json::from_slice(&bytes).map_err(|source| Error::DockerDecode {
+                what: "container create".into(),
+                source,
+            })?;
+        Ok(created.id)
+    }
+
+    /// Start a created container and learn its published port.
+    async fn start_created(&self, id: &str, spec: &ReplicaSpec) -> Result<Replica> {
+        let started = async {
+            self.api
+                .ok(Method::POST, &format!("/containers/{id}/start"), None)
+                .await?;
+            self.host_port(id, spec.port).await
+        }
+        .await;
+        let host_port = match started {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = self.remove(id).await;
+                return Err(e);
+            }
+        };
+        tracing::debug!(container = %crate::short(id), ?host_port, revision = %spec.revision, "container started");
+        Ok(Replica {
+            id: id.to_owned(),
+            namespace: spec.namespace.clone(),
+            revision: spec.revision.clone(),
+            revision_uid: spec.revision_uid.clone(),
+            address: host_port.map(|p| SocketAddr::from((Ipv4Addr::LOCALHOST, p))),
+            state: ReplicaState::Running,
+        })
+    }
+
+    /// Every container of this installation, prepared ones included.
+    async fn list_raw(&self) -> Result<Vec<Summary>> {
+        let filters =
+            json!({ "label": [format!("{}={}", labels::INSTANCE, self.instance)] }).to_string();
+        let path = format!(
+            "/containers/json?all=true&filters={}",
+            query_escape(&filters)
+        );
+        self.api.json(Method::GET, &path, None).await
     }
 
     async fn host_port(&self, id: &str, port: u16) -> Result<Option<u16>> {
@@ -150,86 +271,90 @@ impl Runtime for DockerRuntime {
 
     async fn start(&self, spec: &ReplicaSpec) -> Result<Replica> {
         self.check(spec)?;
-        let image = spec.image.clone().unwrap_or_default();
-        let port_key = format!("{}/tcp", spec.port);
-        let env: Vec<String> = spec
-            .environment(spec.port)
-            .into_iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        let mut body = json!({
-            "Image": image,
-            "Env": env,
-            "Labels": {
-                labels::MANAGED: "true",
-                labels::INSTANCE: self.instance,
-                labels::NAMESPACE: spec.namespace,
-                labels::SERVICE_LABEL: spec.service,
-                labels::CONFIGURATION_LABEL: spec.configuration,
-                labels::REVISION_LABEL: spec.revision,
-                labels::REVISION_UID: spec.revision_uid,
-            },
-            "ExposedPorts": { port_key.clone(): {} },
-            "HostConfig": {
-                // An init as PID 1 forwards SIGTERM, which most apps never handle as PID 1.
-                "Init": true,
-                "PortBindings": { port_key: [{ "HostIp": "127.0.0.1", "HostPort": "" }] },
-            },
-        });
-        // Knative maps command to the entrypoint and args to the command.
-        if !spec.command.is_empty() {
-            body["Entrypoint"] = json!(spec.command);
+        // A container created ahead of time only needs starting.
+        let prepared = lock(&self.prepared)
+            .get_mut(&spec.revision_uid)
+            .and_then(Vec::pop);
+        if let Some(id) = prepared {
+            match self.start_created(&id, spec).await {
+                Ok(r) => return Ok(r),
+                Err(e) => {
+                    tracing::debug!(container = %crate::short(&id), error = %e, "a prepared container did not start; creating another");
+                }
+            }
         }
-        if !spec.args.is_empty() {
-            body["Cmd"] = json!(spec.args);
+        let id = self.create(spec).await?;
+        self.start_created(&id, spec).await
+    }
+
+    async fn prepare(&self, spec: &ReplicaSpec) -> Result<()> {
+        self.check(spec)?;
+        if lock(&self.prepared)
+            .get(&spec.revision_uid)
+            .is_some_and(|p| !p.is_empty())
+        {
+            return Ok(());
         }
-        let name = Self::container_name(spec);
-        let path = format!("/containers/create?name={}", query_escape(&name));
-        let (status, bytes) = self.api.call(Method::POST, &path, Some(body)).await?;
-        if status == StatusCode::NOT_FOUND {
-            return Err(Error::ImageNotFound { image });
+        let id = self.create(spec).await?;
+        let kept = {
+            let mut prepared = lock(&self.prepared);
+            let list = prepared.entry(spec.revision_uid.clone()).or_default();
+            let first = list.is_empty();
+            if first {
+                list.push(id.clone());
+            }
+            first
+        };
+        if kept {
+            return Ok(());
         }
-        if !status.is_success() {
-            return Err(Error::Docker {
-                what: format!("creating a container of {image}"),
-                status: status.as_u16(),
-                message: engine_message(&bytes),
+        // Another prepare won the race: one prepared container per revision is enough.
+        self.remove(&id).await
+    }
+
+    async fn discard_prepared(&self, keep: &[String]) -> Result<()> {
+        let mut discard = Vec::new();
+        {
+            let mut prepared = lock(&self.prepared);
+            prepared.retain(|uid, ids| {
+                let kept = keep.contains(uid);
+                if !kept {
+                    discard.append(ids);
+                }
+                kept
             });
         }
-        #[derive(Deserialize)]
-        struct Created {
-            #[serde(rename = "Id")]
-            id: String,
-        }
-        let created: Created =
-            serde_json::from_slice(&bytes).map_err(|source| Error::DockerDecode {
-                what: "container create".into(),
-                source,
-            })?;
-        let id = created.id;
-        let started = async {
-            self.api
-                .ok(Method::POST, &format!("/containers/{id}/start"), None)
-                .await?;
-            self.host_port(&id, spec.port).await
-        }
-        .await;
-        let host_port = match started {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = self.remove(&id).await;
-                return Err(e);
+        // Containers created by an earlier run that no revision wants any more.
+        for c in self.list_raw().await? {
+            if c.state == "created"
+                && !keep.contains(
+                    &c.labels
+                        .get(labels::REVISION_UID)
+                        .cloned()
+                        .unwrap_or_default(),
+                )
+            {
+                discard.push(c.id);
             }
-        };
-        tracing::debug!(container = %crate::short(&id), ?host_port, revision = %spec.revision, "container started");
-        Ok(Replica {
-            id,
-            namespace: spec.namespace.clone(),
-            revision: spec.revision.clone(),
-            revision_uid: spec.revision_uid.clone(),
-            address: host_port.map(|p| SocketAddr::from((Ipv4Addr::LOCALHOST, p))),
-            state: ReplicaState::Running,
-        })
+        }
+        for id in discard {
+            self.remove(&id).await?;
+        }
+        Ok(())
+    }
+
+    async fn freeze(&self, id: &str) -> Result<()> {
+        self.api
+            .ok(Method::POST, &format!("/containers/{id}/pause"), None)
+            .await
+            .map(|_| ())
+    }
+
+    async fn thaw(&self, id: &str) -> Result<()> {
+        self.api
+            .ok(Method::POST, &format!("/containers/{id}/unpause"), None)
+            .await
+            .map(|_| ())
     }
 
     async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
@@ -252,19 +377,16 @@ impl Runtime for DockerRuntime {
     }
 
     async fn list(&self) -> Result<Vec<Replica>> {
-        let filters =
-            json!({ "label": [format!("{}={}", labels::INSTANCE, self.instance)] }).to_string();
-        let path = format!(
-            "/containers/json?all=true&filters={}",
-            query_escape(&filters)
-        );
-        let all: Vec<Summary> = self.api.json(Method::GET, &path, None).await?;
+        let all = self.list_raw().await?;
         Ok(all
             .into_iter()
+            // Prepared containers are not replicas until they start.
+            .filter(|c| c.state != "created")
             .map(|c| {
                 let state = match c.state.as_str() {
                     "running" => ReplicaState::Running,
-                    "created" | "restarting" => ReplicaState::Created,
+                    "paused" => ReplicaState::Frozen,
+                    "restarting" => ReplicaState::Created,
                     _ => ReplicaState::Exited {
                         code: exit_code(&c.status),
                     },

@@ -34,6 +34,8 @@ pub enum ReplicaState {
     /// Created, not (yet) running.
     Created,
     Running,
+    /// Suspended: memory kept, no CPU; it serves again once thawed.
+    Frozen,
     /// The replica's process ended; it will not serve again.
     Exited {
         code: Option<i64>,
@@ -91,4 +93,22 @@ pub trait Runtime: Send + Sync + fmt::Debug + 'static {
 
     /// The last `tail` lines the replica wrote to stdout and stderr.
     async fn logs(&self, id: &str, tail: usize) -> Result<Vec<String>>;
+
+    /// Get a replica of `spec` ready ahead of time, so that starting one from zero
+    /// costs only the start (Docker creates the container). Idempotent: at most one
+    /// prepared replica per revision. Backends with nothing to prepare do nothing.
+    async fn prepare(&self, _spec: &ReplicaSpec) -> Result<()> {
+        Ok(())
+    }
+
+    /// Drop what was prepared for revisions whose uid is not in `keep`.
+    async fn discard_prepared(&self, _keep: &[String]) -> Result<()> {
+        Ok(())
+    }
+
+    /// Suspend a replica: its memory is kept, it gets no CPU.
+    async fn freeze(&self, id: &str) -> Result<()>;
+
+    /// Resume a frozen replica.
+    async fn thaw(&self, id: &str) -> Result<()>;
 }

@@ -28,6 +28,7 @@ struct Running {
     record: Record,
     child: Child,
     exit: Option<Option<i64>>,
+    frozen: bool,
 }
 
 /// What survives a crash of `paas up`: enough to find and kill the process group.
@@ -35,8 +36,8 @@ struct Running {
 struct Record {
     id: String,
     pid: u32,
-    /// argv[0], compared with /proc/PID/cmdline so a reused pid is never killed.
-    program: String,
+    /// The process's start time, compared before a kill so a reused pid is never killed.
+    started: u64,
     namespace: String,
     revision: String,
     revision_uid: String,
@@ -82,7 +83,7 @@ impl ProcessRuntime {
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok());
             if let Some(r) = record {
-                if process_runs(r.pid, &r.program) {
+                if process_runs(r.pid, r.started) {
                     tracing::info!(replica = %r.id, pid = r.pid, "killing a replica left by a previous run");
                     let _ = killpg(Pid::from_raw(r.pid as i32), Signal::SIGKILL);
                 }
@@ -108,11 +109,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn process_runs(pid: u32, program: &str) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .ok()
-        .and_then(|c| c.split(|b| *b == 0).next().map(|a| a.to_vec()))
-        .is_some_and(|argv0| argv0 == program.as_bytes())
+/// Whether `pid` is still the process that was started at `started` (a reused pid has
+/// another start time; unlike the command line, it does not change at exec).
+fn process_runs(pid: u32, started: u64) -> bool {
+    start_time(pid) == Some(started)
+}
+
+/// Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces; fields after it are plain.
+    let after_name = stat.rsplit_once(") ")?.1;
+    after_name.split(' ').nth(19)?.parse().ok()
 }
 
 /// An unused port on the loopback address. The port is released before the replica
@@ -183,18 +191,10 @@ impl Runtime for ProcessRuntime {
             command: program.clone(),
             source: std::io::Error::other("exited at once"),
         })?;
-        // /proc shows argv[0] as given; resolve it the way the record will be compared.
         let record = Record {
             id: id.clone(),
             pid,
-            program: std::fs::read(format!("/proc/{pid}/cmdline"))
-                .ok()
-                .and_then(|c| {
-                    c.split(|b| *b == 0)
-                        .next()
-                        .map(|a| String::from_utf8_lossy(a).into_owned())
-                })
-                .unwrap_or(program),
+            started: start_time(pid).unwrap_or(0),
             namespace: spec.namespace.clone(),
             revision: spec.revision.clone(),
             revision_uid: spec.revision_uid.clone(),
@@ -219,6 +219,7 @@ impl Runtime for ProcessRuntime {
                 record,
                 child,
                 exit: None,
+                frozen: false,
             },
         );
         Ok(replica)
@@ -232,6 +233,10 @@ impl Runtime for ProcessRuntime {
         let pgid = Pid::from_raw(running.record.pid as i32);
         if running.exit.is_none() {
             let _ = killpg(pgid, Signal::SIGTERM);
+            // A frozen replica handles the signal only once it runs again.
+            if running.frozen {
+                let _ = killpg(pgid, Signal::SIGCONT);
+            }
             if tokio::time::timeout(grace, running.child.wait())
                 .await
                 .is_err()
@@ -259,11 +264,20 @@ impl Runtime for ProcessRuntime {
                 }
                 let state = match r.exit {
                     Some(code) => ReplicaState::Exited { code },
+                    None if r.frozen => ReplicaState::Frozen,
                     None => ReplicaState::Running,
                 };
                 to_replica(&r.record, state)
             })
             .collect())
+    }
+
+    async fn freeze(&self, id: &str) -> Result<()> {
+        self.signal(id, Signal::SIGSTOP, true)
+    }
+
+    async fn thaw(&self, id: &str) -> Result<()> {
+        self.signal(id, Signal::SIGCONT, false)
     }
 
     async fn logs(&self, id: &str, tail: usize) -> Result<Vec<String>> {
@@ -276,6 +290,23 @@ impl Runtime for ProcessRuntime {
         let text = String::from_utf8_lossy(&text);
         let lines: Vec<String> = text.lines().map(str::to_owned).collect();
         Ok(lines[lines.len().saturating_sub(tail)..].to_vec())
+    }
+}
+
+impl ProcessRuntime {
+    /// Send `signal` to a replica's process group and record whether it is frozen.
+    fn signal(&self, id: &str, signal: Signal, frozen: bool) -> Result<()> {
+        let mut children = lock(&self.children);
+        let running = children
+            .get_mut(id)
+            .ok_or_else(|| Error::NoSuchReplica { id: id.to_owned() })?;
+        killpg(Pid::from_raw(running.record.pid as i32), signal).map_err(|e| Error::Io {
+            what: "signalling",
+            path: format!("process group {}", running.record.pid).into(),
+            source: std::io::Error::from_raw_os_error(e as i32),
+        })?;
+        running.frozen = frozen;
+        Ok(())
     }
 }
 
@@ -388,6 +419,41 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(gone, "orphan {pid} still runs");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_frozen_replica_gets_no_cpu_until_thawed() {
+        let dir = tempdir("freeze");
+        let rt = ProcessRuntime::new(&dir).unwrap();
+        let r = rt.start(&spec(&["sleep", "30"])).await.unwrap();
+        let pid = lock(&rt.children).get(&r.id).unwrap().record.pid;
+        let state_of = |pid: u32| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+            stat.rsplit_once(") ").unwrap().1.chars().next().unwrap()
+        };
+        rt.freeze(&r.id).await.unwrap();
+        let mut stopped = false;
+        for _ in 0..100 {
+            if state_of(pid) == 'T' {
+                stopped = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(stopped, "not stopped: {}", state_of(pid));
+        assert_eq!(rt.list().await.unwrap()[0].state, ReplicaState::Frozen);
+        rt.thaw(&r.id).await.unwrap();
+        assert_eq!(rt.list().await.unwrap()[0].state, ReplicaState::Running);
+        rt.freeze(&r.id).await.unwrap();
+        // A frozen replica still stops promptly.
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            rt.stop(&r.id, Duration::from_secs(3)),
+        )
+        .await
+        .unwrap()
+        .unwrap();
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -311,14 +311,32 @@ impl Platform {
             .collect()
     }
 
-    /// Containers this installation owns, as Docker lists them.
+    /// Replica containers this installation owns (started ones: a container prepared
+    /// ahead of a cold start is not a replica until it starts).
     pub fn containers(&self) -> Vec<String> {
+        self.containers_where(&[
+            "status=running",
+            "status=paused",
+            "status=exited",
+            "status=restarting",
+            "status=dead",
+        ])
+    }
+
+    /// Containers created ahead of time, not started.
+    pub fn prepared_containers(&self) -> Vec<String> {
+        self.containers_where(&["status=created"])
+    }
+
+    fn containers_where(&self, statuses: &[&str]) -> Vec<String> {
         let instance = std::fs::read_to_string(self.data_dir.join("instance")).unwrap();
-        let out = Command::new("docker")
-            .args(["ps", "-a", "-q", "--no-trunc", "--filter"])
-            .arg(format!("label=paas.dev/instance={}", instance.trim()))
-            .output()
-            .unwrap();
+        let mut cmd = Command::new("docker");
+        cmd.args(["ps", "-a", "-q", "--no-trunc", "--filter"])
+            .arg(format!("label=paas.dev/instance={}", instance.trim()));
+        for status in statuses {
+            cmd.args(["--filter", status]);
+        }
+        let out = cmd.output().unwrap();
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(str::to_owned)

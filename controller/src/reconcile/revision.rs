@@ -14,7 +14,7 @@ use paas_runtime::probe::ReadinessCheck;
 use paas_runtime::ReplicaSpec;
 
 use super::{Action, Context, Result};
-use crate::fleet::Desired;
+use crate::fleet::{Desired, IdlePolicy};
 use crate::store::StoreExt;
 
 pub async fn reconcile(rev: &Revision, ctx: &Context) -> Result<Action> {
@@ -69,6 +69,19 @@ pub async fn reconcile(rev: &Revision, ctx: &Context) -> Result<Action> {
             return write(rev, status, ctx).await;
         }
     };
+    let idle = match IdlePolicy::from_annotations(&rev.metadata.annotations) {
+        Ok(i) => i,
+        Err(message) => {
+            status.conditions.set(
+                "Ready",
+                ConditionStatus::False,
+                Some("InvalidAnnotation"),
+                Some(&message),
+                now,
+            );
+            return write(rev, status, ctx).await;
+        }
+    };
     let wanted = is_wanted(rev, ctx).await?;
     // After a restart, a revision that was serving resumes at the replicas it had, so
     // that adopted replicas are kept; a new one starts at its initial scale.
@@ -91,6 +104,7 @@ pub async fn reconcile(rev: &Revision, ctx: &Context) -> Result<Action> {
             failure_threshold: probe.and_then(|p| p.failure_threshold).unwrap_or(3).max(1),
             timeout: Duration::from_secs(rev.spec.timeout_seconds()),
             container_concurrency: cc,
+            idle,
             replicas: 0,
         },
     );

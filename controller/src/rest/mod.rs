@@ -347,6 +347,11 @@ fn check(state: &ApiState, svc: &Service) -> Result<Vec<String>, ApiError> {
             ));
         }
     }
+    if let Err(problem) =
+        crate::fleet::IdlePolicy::from_annotations(&svc.spec.template.metadata.annotations)
+    {
+        causes.push(("spec.template.metadata.annotations".into(), problem));
+    }
     if causes.is_empty() {
         let probe = Revision {
             metadata: paas_api::ObjectMeta::named(svc.namespace(), svc.name()),
