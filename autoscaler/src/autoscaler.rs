@@ -356,6 +356,49 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn initial_scale_holds_until_reached_then_the_decider_takes_over() {
+        let config = AutoscalerConfig::default();
+        let a = Autoscaler::new(config.clone(), Arc::new(Recorder::default()));
+        let mut ann = BTreeMap::new();
+        ann.insert(
+            "autoscaling.knative.dev/initial-scale".to_owned(),
+            "3".to_owned(),
+        );
+        ann.insert("autoscaling.knative.dev/window".to_owned(), "6s".to_owned());
+        let spec = ScalingSpec::resolve(&config, &ann, 0).unwrap();
+        a.upsert(&key(), spec, true, None);
+        assert_eq!(a.tick(Instant::now()), vec![(key(), 3)]);
+        // Idle, but only two of three ready: no decision yet.
+        a.report_ready(&key(), 2);
+        for _ in 0..100 {
+            tokio::time::advance(Duration::from_millis(100)).await;
+            a.record(&key(), 0.0, 0);
+            assert_eq!(a.tick(Instant::now()), vec![]);
+        }
+        // All three ready: the decider scales the idle revision down.
+        a.report_ready(&key(), 3);
+        let mut next = None;
+        for _ in 0..100 {
+            tokio::time::advance(Duration::from_millis(100)).await;
+            a.record(&key(), 0.0, 0);
+            if let Some((_, n)) = a.tick(Instant::now()).pop() {
+                next = Some(n);
+                break;
+            }
+        }
+        assert!(next.is_some_and(|n| n < 3), "{next:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restarted_autoscaler_keeps_what_runs() {
+        let config = AutoscalerConfig::default();
+        let a = Autoscaler::new(config.clone(), Arc::new(Recorder::default()));
+        let spec = ScalingSpec::resolve(&config, &BTreeMap::new(), 0).unwrap();
+        a.upsert(&key(), spec, true, Some(4));
+        assert_eq!(a.tick(Instant::now()), vec![(key(), 4)]);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn an_unrouted_revision_runs_nothing() {
         let config = AutoscalerConfig::default();
         let a = Autoscaler::new(config.clone(), Arc::new(Recorder::default()));

@@ -57,6 +57,68 @@ impl Default for AutoscalerConfig {
     }
 }
 
+impl AutoscalerConfig {
+    /// Every setting out of range, by its flag name, so that all are reported at once.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut check = |ok: bool, what: &str| {
+            if !ok {
+                out.push(what.to_owned());
+            }
+        };
+        check(
+            self.container_concurrency_target_default >= 0.01,
+            "--container-concurrency-target-default must be at least 0.01",
+        );
+        check(
+            (1.0..=100.0).contains(&self.container_concurrency_target_percentage),
+            "--target-utilization-percentage must be 1 to 100",
+        );
+        check(
+            self.requests_per_second_target_default >= 0.01,
+            "--rps-target-default must be at least 0.01",
+        );
+        check(
+            self.stable_window >= Duration::from_secs(6)
+                && self.stable_window <= Duration::from_secs(3600),
+            "--stable-window must be 6s to 1h",
+        );
+        check(
+            (1.0..=100.0).contains(&self.panic_window_percentage),
+            "--panic-window-percentage must be 1 to 100",
+        );
+        check(
+            (110.0..=1000.0).contains(&self.panic_threshold_percentage),
+            "--panic-threshold-percentage must be 110 to 1000",
+        );
+        check(
+            self.max_scale_up_rate > 1.0,
+            "--max-scale-up-rate must be above 1",
+        );
+        check(
+            self.max_scale_down_rate > 1.0,
+            "--max-scale-down-rate must be above 1",
+        );
+        check(
+            self.max_scale == 0 || self.min_scale <= self.max_scale,
+            "--min-scale must not be above --max-scale",
+        );
+        check(
+            self.target_burst_capacity >= -1.0,
+            "--target-burst-capacity must be -1 or more",
+        );
+        check(
+            self.activation_scale >= 1,
+            "--activation-scale must be at least 1",
+        );
+        check(
+            self.initial_scale > 0 || self.allow_zero_initial_scale,
+            "--initial-scale 0 needs --allow-zero-initial-scale true",
+        );
+        out
+    }
+}
+
 /// Which signal scaling follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
@@ -348,6 +410,19 @@ mod tests {
                 "autoscaling.knative.dev/min-scale"
             ]
         );
+    }
+
+    #[test]
+    fn the_defaults_are_valid_and_bad_settings_are_all_named() {
+        assert!(AutoscalerConfig::default().problems().is_empty());
+        let bad = AutoscalerConfig {
+            container_concurrency_target_percentage: 0.0,
+            stable_window: Duration::from_secs(1),
+            min_scale: 5,
+            max_scale: 2,
+            ..AutoscalerConfig::default()
+        };
+        assert_eq!(bad.problems().len(), 3, "{:?}", bad.problems());
     }
 
     #[test]

@@ -90,6 +90,54 @@ pub(crate) struct UpArgs {
     /// Autoscaler: replicas a new revision starts with.
     #[arg(long, env = "PAAS_INITIAL_SCALE", default_value_t = 1)]
     pub(crate) initial_scale: u32,
+    /// Autoscaler: whether revisions may declare initial-scale 0.
+    #[arg(long, env = "PAAS_ALLOW_ZERO_INITIAL_SCALE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub(crate) allow_zero_initial_scale: bool,
+    /// Autoscaler: the share of the target each replica is aimed at, in percent.
+    #[arg(
+        long,
+        env = "PAAS_TARGET_UTILIZATION_PERCENTAGE",
+        default_value_t = 70.0
+    )]
+    pub(crate) target_utilization_percentage: f64,
+    /// Autoscaler: requests per second per replica to aim at with metric rps.
+    #[arg(long, env = "PAAS_RPS_TARGET", default_value_t = 200.0)]
+    pub(crate) rps_target_default: f64,
+    /// Autoscaler: the panic window as a percentage of the stable window.
+    #[arg(long, env = "PAAS_PANIC_WINDOW_PERCENTAGE", default_value_t = 10.0)]
+    pub(crate) panic_window_percentage: f64,
+    /// Autoscaler: panic when the panic window wants this percentage of what is ready.
+    #[arg(long, env = "PAAS_PANIC_THRESHOLD_PERCENTAGE", default_value_t = 200.0)]
+    pub(crate) panic_threshold_percentage: f64,
+    /// Autoscaler: the most a revision may grow in one decision, as a multiple of ready replicas.
+    #[arg(long, env = "PAAS_MAX_SCALE_UP_RATE", default_value_t = 1000.0)]
+    pub(crate) max_scale_up_rate: f64,
+    /// Autoscaler: the most a revision may shrink in one decision, as a divisor of ready replicas.
+    #[arg(long, env = "PAAS_MAX_SCALE_DOWN_RATE", default_value_t = 2.0)]
+    pub(crate) max_scale_down_rate: f64,
+    /// Autoscaler: how long the last replica is kept after its last request.
+    #[arg(long, env = "PAAS_SCALE_TO_ZERO_POD_RETENTION_PERIOD", default_value = "0s", value_parser = duration)]
+    pub(crate) scale_to_zero_pod_retention_period: std::time::Duration,
+    /// Autoscaler: the default min-scale of every revision.
+    #[arg(long, env = "PAAS_MIN_SCALE", default_value_t = 0)]
+    pub(crate) min_scale: u32,
+    /// Autoscaler: the default max-scale of every revision (0 is unlimited).
+    #[arg(long, env = "PAAS_MAX_SCALE", default_value_t = 0)]
+    pub(crate) max_scale: u32,
+    /// Autoscaler: how long a scale-down waits for the load to stay low.
+    #[arg(long, env = "PAAS_SCALE_DOWN_DELAY", default_value = "0s", value_parser = duration)]
+    pub(crate) scale_down_delay: std::time::Duration,
+    /// Autoscaler: requests a revision should absorb without waiting (-1: always buffer).
+    #[arg(
+        long,
+        env = "PAAS_TARGET_BURST_CAPACITY",
+        default_value_t = 211.0,
+        allow_hyphen_values = true
+    )]
+    pub(crate) target_burst_capacity: f64,
+    /// Autoscaler: the fewest replicas a revision wakes to from zero.
+    #[arg(long, env = "PAAS_ACTIVATION_SCALE", default_value_t = 1)]
+    pub(crate) activation_scale: u32,
     /// Log filter, e.g. `info` or `paas_controller=debug`.
     #[arg(long, env = "PAAS_LOG", default_value = "info")]
     pub(crate) log: String,

@@ -31,6 +31,31 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path) -> Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    let autoscaler_config = AutoscalerConfig {
+        stable_window: args.stable_window,
+        scale_to_zero_grace_period: args.scale_to_zero_grace_period,
+        enable_scale_to_zero: args.enable_scale_to_zero,
+        container_concurrency_target_default: args.container_concurrency_target_default,
+        initial_scale: args.initial_scale,
+        allow_zero_initial_scale: args.allow_zero_initial_scale,
+        container_concurrency_target_percentage: args.target_utilization_percentage,
+        requests_per_second_target_default: args.rps_target_default,
+        panic_window_percentage: args.panic_window_percentage,
+        panic_threshold_percentage: args.panic_threshold_percentage,
+        max_scale_up_rate: args.max_scale_up_rate,
+        max_scale_down_rate: args.max_scale_down_rate,
+        scale_to_zero_pod_retention_period: args.scale_to_zero_pod_retention_period,
+        min_scale: args.min_scale,
+        max_scale: args.max_scale,
+        scale_down_delay: args.scale_down_delay,
+        target_burst_capacity: args.target_burst_capacity,
+        activation_scale: args.activation_scale,
+        ..AutoscalerConfig::default()
+    };
+    let problems = autoscaler_config.problems();
+    if !problems.is_empty() {
+        anyhow::bail!("invalid autoscaler settings:\n  {}", problems.join("\n  "));
+    }
     let http_addr = parse_listen(&args.http)
         .map_err(anyhow::Error::msg)
         .context("--http")?;
@@ -65,17 +90,7 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path) -> Result<()> {
     let table = RoutingTable::new();
     let (changes_tx, changes_rx) = tokio::sync::mpsc::unbounded_channel();
     let fleet = Fleet::new(runtime.clone(), table.clone(), changes_tx);
-    let autoscaler = Autoscaler::new(
-        AutoscalerConfig {
-            stable_window: args.stable_window,
-            scale_to_zero_grace_period: args.scale_to_zero_grace_period,
-            enable_scale_to_zero: args.enable_scale_to_zero,
-            container_concurrency_target_default: args.container_concurrency_target_default,
-            initial_scale: args.initial_scale,
-            ..AutoscalerConfig::default()
-        },
-        fleet.clone(),
-    );
+    let autoscaler = Autoscaler::new(autoscaler_config, fleet.clone());
     let gateway = Gateway::new(table.clone(), autoscaler.clone());
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let bound = gateway.clone().bind(http_addr, workers).with_context(|| {
