@@ -512,6 +512,9 @@ impl Fleet {
                 }
             }
         }
+        if !to_thaw.is_empty() || !to_start.is_empty() {
+            tracing::debug!(thaw = to_thaw.len(), start = to_start.len(), "scaling up");
+        }
         self.thaw_all(to_thaw).await;
         self.start_all(to_start).await;
     }
