@@ -8,6 +8,9 @@
 use std::fmt;
 
 use async_trait::async_trait;
+
+pub mod cesql;
+pub mod cloudevent;
 use bytes::Bytes;
 
 /// One record in the CloudEvents Kafka binding's binary mode: `ce_` headers carry the
