@@ -14,6 +14,8 @@ pub enum ProxyError {
     Overloaded { revision: String, waiting: usize },
     #[error("{revision} did not answer within {secs} s (timeoutSeconds)")]
     Timeout { revision: String, secs: u64 },
+    #[error("no replica of {revision} was free within {secs} s (timeoutSeconds); it may be scaling from zero or at its concurrency limit")]
+    NoCapacity { revision: String, secs: u64 },
     #[error("{revision} replica at {addr} cannot be reached: {source}")]
     Connect {
         revision: String,
@@ -36,7 +38,9 @@ impl ProxyError {
             ProxyError::NoHost => StatusCode::BAD_REQUEST,
             ProxyError::UnknownHost { .. } => StatusCode::NOT_FOUND,
             ProxyError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Timeout { .. } | ProxyError::NoCapacity { .. } => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
             ProxyError::Connect { .. } | ProxyError::Upstream { .. } => StatusCode::BAD_GATEWAY,
         }
     }

@@ -204,7 +204,7 @@ fn acquire_error(
             revision: revision.key.to_string(),
             waiting: *waiting,
         },
-        AcquireError::Timeout { .. } => ProxyError::Timeout {
+        AcquireError::Timeout { .. } => ProxyError::NoCapacity {
             revision: revision.key.to_string(),
             secs: timeout.as_secs(),
         },
