@@ -11,6 +11,7 @@ use async_trait::async_trait;
 
 pub mod cesql;
 pub mod cloudevent;
+pub mod log;
 use bytes::Bytes;
 
 /// One record in the CloudEvents Kafka binding's binary mode: `ce_` headers carry the
@@ -44,15 +45,34 @@ pub enum LogError {
     Backend { topic: String, message: String },
 }
 
+/// Where a consumer group with no committed offset starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitialOffset {
+    Earliest,
+    Latest,
+}
+
 /// The event log seam.
 #[async_trait]
 pub trait EventLog: Send + Sync + fmt::Debug + 'static {
+    /// Create the topic if it does not exist.
+    async fn ensure_topic(&self, topic: &str) -> Result<(), LogError>;
+
+    /// Remove the topic and everything in it.
+    async fn delete_topic(&self, topic: &str) -> Result<(), LogError>;
+
     /// Append records; returns once they are durable (fsynced, or acknowledged by all
     /// in-sync replicas), so that the ingress may answer 202.
     async fn append(&self, topic: &str, records: Vec<Record>) -> Result<Vec<Position>, LogError>;
 
-    /// Join consumer group `group` on `topic`, resuming after its committed offsets.
-    async fn subscribe(&self, topic: &str, group: &str) -> Result<Box<dyn Subscription>, LogError>;
+    /// Join consumer group `group` on `topic`, resuming after its committed offsets, or
+    /// at `initial` when it has none.
+    async fn subscribe(
+        &self,
+        topic: &str,
+        group: &str,
+        initial: InitialOffset,
+    ) -> Result<Box<dyn Subscription>, LogError>;
 }
 
 /// One group member's view of a topic.
