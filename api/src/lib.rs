@@ -3,6 +3,9 @@
 //! tested from values alone.
 
 pub mod condition;
+pub mod eventing;
+pub mod eventing_validation;
+pub mod iso8601;
 pub mod manifest;
 pub mod meta;
 pub mod names;

@@ -3,9 +3,11 @@
 
 use std::fmt;
 
+use crate::eventing::{Broker, Trigger, EVENTING_API_VERSION};
+use crate::eventing_validation::{validate_broker, validate_trigger};
 use crate::object::{Resource, TypeMeta};
 use crate::serving::{Service, SERVING_API_VERSION};
-use crate::validation::validate_service;
+use crate::validation::{validate_service, Report};
 
 /// One resource read from a manifest, with what the reader noticed about it.
 #[derive(Debug, Clone)]
@@ -104,17 +106,40 @@ fn parse_document(file: &str, doc: &Document) -> Result<Option<Manifest>, Vec<St
         )]);
     }
     match (type_meta.api_version.as_str(), type_meta.kind.as_str()) {
-        (SERVING_API_VERSION, "Service") => {}
-        (api, kind) => {
-            return Err(vec![format!(
-                "{origin}: kind: {kind} ({api}) cannot be applied: paas applies {SERVING_API_VERSION} Service"
-            )])
-        }
+        (SERVING_API_VERSION, "Service") => parse_typed(file, doc, origin, |mut svc: Service| {
+            // Status is written by paas; what a manifest says of it is ignored, as in Kubernetes.
+            svc.status = Default::default();
+            let report = validate_service(&svc);
+            (Resource::Service(svc), report)
+        }),
+        (EVENTING_API_VERSION, "Broker") => parse_typed(file, doc, origin, |mut b: Broker| {
+            b.status = Default::default();
+            let report = validate_broker(&b);
+            (Resource::Broker(b), report)
+        }),
+        (EVENTING_API_VERSION, "Trigger") => parse_typed(file, doc, origin, |mut t: Trigger| {
+            t.status = Default::default();
+            let report = validate_trigger(&t);
+            (Resource::Trigger(t), report)
+        }),
+        (api, kind) => Err(vec![format!(
+            "{origin}: kind: {kind} ({api}) cannot be applied: paas applies {SERVING_API_VERSION} Service and {EVENTING_API_VERSION} Broker and Trigger"
+        )]),
     }
+}
 
+/// Deserialize a document as `T` (unknown fields are errors naming their path and
+/// line), then validate it with `check`.
+fn parse_typed<T: serde::de::DeserializeOwned>(
+    file: &str,
+    doc: &Document,
+    origin: String,
+    check: impl FnOnce(T) -> (Resource, Report),
+) -> Result<Option<Manifest>, Vec<String>> {
+    let at = |line: usize| format!("{file}:{}", doc.first_line + line - 1);
     let de = serde_yaml::Deserializer::from_str(&doc.text);
-    let mut svc: Service = match serde_path_to_error::deserialize(de) {
-        Ok(s) => s,
+    let value: T = match serde_path_to_error::deserialize(de) {
+        Ok(v) => v,
         Err(e) => {
             let line = e.inner().location().map_or(1, |l| l.line());
             let path = e.path().to_string();
@@ -132,10 +157,7 @@ fn parse_document(file: &str, doc: &Document) -> Result<Option<Manifest>, Vec<St
             )]);
         }
     };
-    // Status is written by paas; what a manifest says of it is ignored, as in Kubernetes.
-    svc.status = Default::default();
-
-    let report = validate_service(&svc);
+    let (resource, report) = check(value);
     let locate_line = |path: &str| locate(&doc.text, path).unwrap_or(1);
     if !report.errors.is_empty() {
         return Err(report
@@ -150,7 +172,7 @@ fn parse_document(file: &str, doc: &Document) -> Result<Option<Manifest>, Vec<St
         .map(|w| format!("{}: {w}", at(locate_line(&w.path))))
         .collect();
     Ok(Some(Manifest {
-        resource: Resource::Service(svc),
+        resource,
         origin,
         warnings,
     }))
@@ -483,6 +505,46 @@ spec:
         assert_eq!(
             m[0].warnings,
             vec!["w.yaml:13: spec.template.spec.containers[0].resources: is a Knative field that paas does not support yet; it is ignored"]
+        );
+    }
+
+    #[test]
+    fn brokers_and_triggers_are_read() {
+        let text = "\
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata:
+  name: default
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata:
+  name: display
+spec:
+  broker: default
+  filter:
+    attributes:
+      type: dev.example.greeting
+  subscriber:
+    ref:
+      apiVersion: serving.knative.dev/v1
+      kind: Service
+      name: event-display
+";
+        let m = parse_manifests("e.yaml", text).unwrap();
+        assert!(matches!(m[0].resource, Resource::Broker(_)));
+        let Resource::Trigger(t) = &m[1].resource else {
+            panic!("not a trigger")
+        };
+        assert_eq!(
+            t.spec.filter.as_ref().unwrap().attributes["type"],
+            "dev.example.greeting"
+        );
+        let bad = text.replace("type: dev", "Type: dev");
+        let err = parse_manifests("e.yaml", &bad).unwrap_err();
+        assert!(
+            err.problems[0].starts_with("e.yaml:14: spec.filter.attributes.Type"),
+            "{err}"
         );
     }
 

@@ -3,6 +3,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::eventing::{Broker, Trigger};
 use crate::meta::ObjectMeta;
 use crate::serving::{Configuration, Revision, Route, Service};
 
@@ -44,6 +45,8 @@ pub enum Resource {
     Configuration(Configuration),
     Revision(Revision),
     Route(Route),
+    Broker(Broker),
+    Trigger(Trigger),
 }
 
 impl Resource {
@@ -53,6 +56,8 @@ impl Resource {
             Resource::Configuration(_) => Configuration::KIND,
             Resource::Revision(_) => Revision::KIND,
             Resource::Route(_) => Route::KIND,
+            Resource::Broker(_) => Broker::KIND,
+            Resource::Trigger(_) => Trigger::KIND,
         }
     }
 
@@ -62,6 +67,8 @@ impl Resource {
             Resource::Configuration(o) => o.meta(),
             Resource::Revision(o) => o.meta(),
             Resource::Route(o) => o.meta(),
+            Resource::Broker(o) => o.meta(),
+            Resource::Trigger(o) => o.meta(),
         }
     }
 
@@ -71,6 +78,8 @@ impl Resource {
             Resource::Configuration(o) => o.meta_mut(),
             Resource::Revision(o) => o.meta_mut(),
             Resource::Route(o) => o.meta_mut(),
+            Resource::Broker(o) => o.meta_mut(),
+            Resource::Trigger(o) => o.meta_mut(),
         }
     }
 
@@ -80,6 +89,8 @@ impl Resource {
             Resource::Configuration(o) => serde_json::to_value(o),
             Resource::Revision(o) => serde_json::to_value(o),
             Resource::Route(o) => serde_json::to_value(o),
+            Resource::Broker(o) => serde_json::to_value(o),
+            Resource::Trigger(o) => serde_json::to_value(o),
         };
         // Invariant: these types serialize to JSON infallibly (string keys, no non-finite floats).
         v.unwrap_or(serde_json::Value::Null)
@@ -93,6 +104,8 @@ pub fn plural_for(name: &str) -> Option<&'static str> {
         "configuration" | "configurations" | "config" | "cfg" => Configuration::PLURAL,
         "revision" | "revisions" | "rev" | "revs" => Revision::PLURAL,
         "route" | "routes" | "rt" => Route::PLURAL,
+        "broker" | "brokers" => Broker::PLURAL,
+        "trigger" | "triggers" => Trigger::PLURAL,
         _ => return None,
     })
 }

@@ -56,7 +56,11 @@ pub(crate) async fn apply(client: &ApiClient, a: ApplyArgs) -> Result<ExitCode> 
     }
     for m in manifests {
         let Resource::Service(mut svc) = m.resource else {
-            bail!("{}: only Services can be applied", m.origin);
+            bail!(
+                "{}: {} cannot be applied yet: the eventing API is not served by this version",
+                m.origin,
+                m.resource.kind()
+            );
         };
         if svc.metadata.namespace.is_none() {
             svc.metadata.namespace = Some(a.namespace.clone());

@@ -1,0 +1,354 @@
+//! Validation of Brokers and Triggers. CESQL expressions are checked where the CESQL
+//! parser lives (the eventing crate), at apply time.
+
+use crate::eventing::{
+    Broker, DeliverySpec, Destination, SubscriptionsApiFilter, Trigger, DELIVERY_ORDER,
+};
+use crate::iso8601;
+use crate::names::dns1123_label_problem;
+use crate::validation::{FieldError, Report, Warning};
+
+/// CloudEvents attribute names: 1 to 20 lower-case letters or digits.
+pub fn attribute_name_problem(name: &str) -> Option<String> {
+    let ok = !name.is_empty()
+        && name.len() <= 20
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    (!ok).then(|| {
+        format!(
+            "{name:?} is not a CloudEvents attribute name (1 to 20 lower-case letters or digits)"
+        )
+    })
+}
+
+fn error(r: &mut Report, path: impl Into<String>, message: impl Into<String>) {
+    r.errors.push(FieldError {
+        path: path.into(),
+        message: message.into(),
+    });
+}
+
+fn warn(r: &mut Report, path: impl Into<String>, message: impl Into<String>) {
+    r.warnings.push(Warning {
+        path: path.into(),
+        message: message.into(),
+    });
+}
+
+fn names(name: &str, namespace: Option<&str>, r: &mut Report) {
+    if let Some(problem) = dns1123_label_problem(name) {
+        error(r, "metadata.name", problem);
+    }
+    if let Some(problem) = namespace.and_then(dns1123_label_problem) {
+        error(r, "metadata.namespace", problem);
+    }
+}
+
+pub fn validate_broker(b: &Broker) -> Report {
+    let mut r = Report::default();
+    names(&b.metadata.name, b.metadata.namespace.as_deref(), &mut r);
+    if b.spec.config.is_some() {
+        warn(
+            &mut r,
+            "spec.config",
+            "is a Knative field that paas does not support yet; it is ignored",
+        );
+    }
+    if let Some(d) = &b.spec.delivery {
+        validate_delivery(d, "spec.delivery", &mut r);
+    }
+    r
+}
+
+pub fn validate_trigger(t: &Trigger) -> Report {
+    let mut r = Report::default();
+    names(&t.metadata.name, t.metadata.namespace.as_deref(), &mut r);
+    if t.spec.broker.trim().is_empty() {
+        error(
+            &mut r,
+            "spec.broker",
+            "is required: the name of the broker whose events this trigger filters",
+        );
+    } else if let Some(problem) = dns1123_label_problem(&t.spec.broker) {
+        error(&mut r, "spec.broker", problem);
+    }
+    if let Some(f) = &t.spec.filter {
+        for key in f.attributes.keys() {
+            if let Some(problem) = attribute_name_problem(key) {
+                error(&mut r, format!("spec.filter.attributes.{key}"), problem);
+            }
+        }
+        if !t.spec.filters.is_empty() {
+            warn(
+                &mut r,
+                "spec.filter",
+                "is ignored because spec.filters is set (as in Knative)",
+            );
+        }
+    }
+    for (i, f) in t.spec.filters.iter().enumerate() {
+        validate_filter(f, &format!("spec.filters[{i}]"), &mut r);
+    }
+    validate_destination(&t.spec.subscriber, "spec.subscriber", true, &mut r);
+    if let Some(d) = &t.spec.delivery {
+        validate_delivery(d, "spec.delivery", &mut r);
+    }
+    if let Some(order) = t.metadata.annotations.get(DELIVERY_ORDER) {
+        if order != "ordered" && order != "unordered" {
+            error(
+                &mut r,
+                format!("metadata.annotations.{DELIVERY_ORDER}"),
+                format!("{order:?} is not a delivery order: use ordered or unordered"),
+            );
+        }
+    }
+    r
+}
+
+fn validate_filter(f: &SubscriptionsApiFilter, path: &str, r: &mut Report) {
+    let dialects = f.dialects();
+    match dialects.len() {
+        0 => error(
+            r,
+            path,
+            "is empty: give one of all, any, not, exact, prefix, suffix or cesql",
+        ),
+        1 => {}
+        _ => error(
+            r,
+            path,
+            format!(
+                "sets {}: a filter has exactly one dialect",
+                dialects.join(" and ")
+            ),
+        ),
+    }
+    for (dialect, map) in [
+        ("exact", &f.exact),
+        ("prefix", &f.prefix),
+        ("suffix", &f.suffix),
+    ] {
+        if map.len() > 1 {
+            error(
+                r,
+                format!("{path}.{dialect}"),
+                "has more than one attribute: use one, or combine filters with all",
+            );
+        }
+        for (key, value) in map.iter() {
+            if let Some(problem) = attribute_name_problem(key) {
+                error(r, format!("{path}.{dialect}.{key}"), problem);
+            }
+            if dialect != "exact" && value.is_empty() {
+                error(r, format!("{path}.{dialect}.{key}"), "must not be empty");
+            }
+        }
+    }
+    for (i, sub) in f.all.iter().enumerate() {
+        validate_filter(sub, &format!("{path}.all[{i}]"), r);
+    }
+    for (i, sub) in f.any.iter().enumerate() {
+        validate_filter(sub, &format!("{path}.any[{i}]"), r);
+    }
+    if let Some(sub) = &f.not {
+        validate_filter(sub, &format!("{path}.not"), r);
+    }
+    if f.cesql.as_deref().is_some_and(|e| e.trim().is_empty()) {
+        error(r, format!("{path}.cesql"), "must not be empty");
+    }
+}
+
+/// The kinds a destination may reference today.
+const ADDRESSABLE: [(&str, &str); 2] = [
+    ("Service", "serving.knative.dev/v1"),
+    ("Broker", "eventing.knative.dev/v1"),
+];
+
+pub fn validate_destination(d: &Destination, path: &str, required: bool, r: &mut Report) {
+    match (&d.reference, &d.uri) {
+        (None, None) if required => error(r, path, "needs ref (e.g. a Service) or uri"),
+        (None, Some(uri)) if !(uri.starts_with("http://") || uri.starts_with("https://")) => error(
+            r,
+            format!("{path}.uri"),
+            format!("{uri:?} must be an absolute http(s) URL when no ref is given"),
+        ),
+        _ => {}
+    }
+    if let Some(reference) = &d.reference {
+        if reference.name.trim().is_empty() {
+            error(r, format!("{path}.ref.name"), "is required");
+        }
+        let known = ADDRESSABLE.iter().find(|(kind, _)| *kind == reference.kind);
+        match known {
+            None => error(
+                r,
+                format!("{path}.ref.kind"),
+                format!(
+                    "{:?} cannot be a destination yet: use {}",
+                    reference.kind,
+                    ADDRESSABLE
+                        .iter()
+                        .map(|(k, _)| *k)
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ),
+            ),
+            Some((_, api)) => {
+                if let Some(v) = &reference.api_version {
+                    if v != api {
+                        error(
+                            r,
+                            format!("{path}.ref.apiVersion"),
+                            format!("{v:?} does not serve {}: use {api}", reference.kind),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    if d.ca_certs.is_some() {
+        warn(
+            r,
+            format!("{path}.CACerts"),
+            "is ignored: paas delivers over plain HTTP on loopback",
+        );
+    }
+    if d.audience.is_some() {
+        warn(
+            r,
+            format!("{path}.audience"),
+            "is ignored: paas does not issue OIDC tokens",
+        );
+    }
+}
+
+pub fn validate_delivery(d: &DeliverySpec, path: &str, r: &mut Report) {
+    if let Some(retry) = d.retry {
+        if retry < 0 {
+            error(
+                r,
+                format!("{path}.retry"),
+                format!("{retry} must be 0 or more"),
+            );
+        }
+    }
+    for (field, value) in [("backoffDelay", &d.backoff_delay), ("timeout", &d.timeout)] {
+        if let Some(v) = value {
+            if iso8601::parse_duration(v).is_none() {
+                error(
+                    r,
+                    format!("{path}.{field}"),
+                    format!("{v:?} is not an ISO 8601 duration like PT0.5S or PT1M"),
+                );
+            }
+        }
+    }
+    if let Some(dls) = &d.dead_letter_sink {
+        validate_destination(dls, &format!("{path}.deadLetterSink"), true, r);
+    }
+    if d.retry_after_max.is_some() {
+        warn(
+            r,
+            format!("{path}.retryAfterMax"),
+            "is ignored: Retry-After is always honoured",
+        );
+    }
+    if d.format.is_some() {
+        warn(
+            r,
+            format!("{path}.format"),
+            "is ignored: events are delivered in binary mode",
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eventing::{KReference, TriggerSpec};
+    use crate::meta::ObjectMeta;
+
+    fn trigger(spec: TriggerSpec) -> Trigger {
+        Trigger {
+            metadata: ObjectMeta::named("default", "t1"),
+            spec,
+            ..Trigger::default()
+        }
+    }
+
+    fn to_service(name: &str) -> Destination {
+        Destination {
+            reference: Some(KReference {
+                kind: "Service".into(),
+                name: name.into(),
+                namespace: None,
+                api_version: Some("serving.knative.dev/v1".into()),
+            }),
+            ..Destination::default()
+        }
+    }
+
+    #[test]
+    fn a_plain_trigger_is_valid() {
+        let r = validate_trigger(&trigger(TriggerSpec {
+            broker: "default".into(),
+            subscriber: to_service("display"),
+            ..TriggerSpec::default()
+        }));
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+    }
+
+    #[test]
+    fn problems_name_their_paths() {
+        let mut t = trigger(TriggerSpec::default());
+        t.spec.filters.push(SubscriptionsApiFilter {
+            cesql: Some("type = 'x'".into()),
+            exact: [("type".to_owned(), "x".to_owned())].into(),
+            ..SubscriptionsApiFilter::default()
+        });
+        t.spec.delivery = Some(DeliverySpec {
+            backoff_delay: Some("200ms".into()),
+            retry: Some(-1),
+            ..DeliverySpec::default()
+        });
+        let paths: Vec<String> = validate_trigger(&t)
+            .errors
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "spec.broker",
+                "spec.filters[0]",
+                "spec.subscriber",
+                "spec.delivery.retry",
+                "spec.delivery.backoffDelay"
+            ]
+        );
+    }
+
+    #[test]
+    fn unsupported_destinations_say_what_works() {
+        let mut d = to_service("x");
+        if let Some(r) = d.reference.as_mut() {
+            r.kind = "Channel".into();
+        }
+        let mut r = Report::default();
+        validate_destination(&d, "spec.subscriber", true, &mut r);
+        assert!(
+            r.errors[0].message.contains("Service or Broker"),
+            "{:?}",
+            r.errors
+        );
+    }
+
+    #[test]
+    fn attribute_names_follow_cloudevents() {
+        assert!(attribute_name_problem("type").is_none());
+        assert!(attribute_name_problem("Type").is_some());
+        assert!(attribute_name_problem("a_b").is_some());
+        assert!(attribute_name_problem(&"a".repeat(21)).is_some());
+    }
+}
