@@ -6,6 +6,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use paas_api::eventing::{Broker, Trigger};
 use paas_api::{Configuration, Object, Revision, Route, Service};
 use paas_gateway::RevisionKey;
 use tokio::sync::broadcast::error::RecvError;
@@ -113,6 +114,12 @@ async fn handle_event(ctx: &Context, event: Result<WatchEvent, RecvError>, queue
             if k.kind == Route::KIND {
                 let _ = reconcile::route::publish(ctx).await;
             }
+            if k.kind == Broker::KIND {
+                let topic = reconcile::broker::topic(&k.namespace, &k.name);
+                if let Err(e) = ctx.event_log.delete_topic(&topic).await {
+                    tracing::warn!(%topic, error = %e, "deleting a broker's topic failed");
+                }
+            }
             k
         }
         Err(RecvError::Lagged(_)) => return enqueue_all(ctx, queue).await,
@@ -138,6 +145,14 @@ async fn handle_event(ctx: &Context, event: Result<WatchEvent, RecvError>, queue
             enqueue_revisions_of(ctx, ns, &key.name, queue).await;
         }
         _ => {}
+    }
+    // Triggers read their broker and their destinations (services, brokers).
+    if key.kind == Broker::KIND || key.kind == Service::KIND {
+        if let Ok(triggers) = ctx.store.list::<Trigger>(Some(ns)).await {
+            for t in triggers {
+                queue.push(key_of::<Trigger>(ns, t.name()));
+            }
+        }
     }
 }
 
@@ -191,6 +206,16 @@ async fn enqueue_all(ctx: &Context, queue: &mut WorkQueue) {
             queue.push(key_of::<Route>(o.namespace(), o.name()));
         }
     }
+    if let Ok(all) = ctx.store.list::<Broker>(None).await {
+        for o in all {
+            queue.push(key_of::<Broker>(o.namespace(), o.name()));
+        }
+    }
+    if let Ok(all) = ctx.store.list::<Trigger>(None).await {
+        for o in all {
+            queue.push(key_of::<Trigger>(o.namespace(), o.name()));
+        }
+    }
     forget_deleted_revisions(ctx).await;
 }
 
@@ -216,6 +241,14 @@ async fn reconcile_key(
         },
         k if k == Route::KIND => match ctx.store.get::<Route>(ns, name).await? {
             Some(o) => reconcile::route::reconcile(&o, ctx).await,
+            None => Ok(Action::Done),
+        },
+        k if k == Broker::KIND => match ctx.store.get::<Broker>(ns, name).await? {
+            Some(o) => reconcile::broker::reconcile(&o, ctx).await,
+            None => Ok(Action::Done),
+        },
+        k if k == Trigger::KIND => match ctx.store.get::<Trigger>(ns, name).await? {
+            Some(o) => reconcile::trigger::reconcile(&o, ctx).await,
             None => Ok(Action::Done),
         },
         _ => Ok(Action::Done),

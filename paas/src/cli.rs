@@ -37,13 +37,13 @@ pub(crate) enum Command {
     Up(UpArgs),
     /// Create or update a service from an image (or a command) and wait until it is ready.
     Deploy(DeployArgs),
-    /// Create or update the resources in YAML manifests.
+    /// Create or update the resources in YAML manifests (Service, Broker, Trigger).
     Apply(ApplyArgs),
     /// List resources, or show one.
     Get(GetArgs),
     /// Show a resource in detail: status, conditions, traffic, revisions.
     Describe(DescribeArgs),
-    /// Delete a service with its configuration, revisions, route and replicas.
+    /// Delete a service (with its configuration, revisions, route and replicas), a broker or a trigger.
     Delete(DeleteArgs),
     /// Print the logs of a service's replicas.
     Logs(LogsArgs),
@@ -206,7 +206,7 @@ pub(crate) struct ApplyArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct GetArgs {
-    /// services (ksvc), revisions (rev), routes (rt) or configurations (config).
+    /// services (ksvc), revisions (rev), routes (rt), configurations (config), brokers or triggers.
     pub(crate) kind: String,
     /// One resource by name; all when omitted.
     pub(crate) name: Option<String>,
@@ -221,7 +221,7 @@ pub(crate) struct GetArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct DescribeArgs {
-    /// service (ksvc), revision (rev), route (rt) or configuration (config).
+    /// service (ksvc), revision (rev), route (rt), configuration (config), broker or trigger.
     pub(crate) kind: String,
     pub(crate) name: String,
     #[arg(short, long, default_value = paas_api::DEFAULT_NAMESPACE)]
@@ -230,9 +230,9 @@ pub(crate) struct DescribeArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct DeleteArgs {
-    /// service (ksvc).
+    /// service (ksvc), broker or trigger.
     pub(crate) kind: String,
-    /// Names of the services to delete.
+    /// Names of what to delete.
     #[arg(required = true)]
     pub(crate) names: Vec<String>,
     #[arg(short, long, default_value = paas_api::DEFAULT_NAMESPACE)]

@@ -51,8 +51,13 @@ impl ApiClient {
         Ok(Self { authority, token })
     }
 
+    /// The REST path of a resource type (or one resource), in its API group.
     pub(crate) fn path(namespace: Option<&str>, plural: &str, name: Option<&str>) -> String {
-        let mut p = format!("/apis/{SERVING_API_VERSION}");
+        let group = match plural {
+            "brokers" | "triggers" => paas_api::eventing::EVENTING_API_VERSION,
+            _ => SERVING_API_VERSION,
+        };
+        let mut p = format!("/apis/{group}");
         if let Some(ns) = namespace {
             p.push_str(&format!("/namespaces/{ns}"));
         }

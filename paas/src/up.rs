@@ -9,6 +9,7 @@ use paas_controller::fleet::Fleet;
 use paas_controller::reconcile::Context;
 use paas_controller::rest::{self, ApiState};
 use paas_controller::store::SqliteStore;
+use paas_eventing::log::{EmbeddedLog, Retention};
 use paas_gateway::{Gateway, RoutingTable};
 use paas_runtime::docker::DockerRuntime;
 use paas_runtime::process::ProcessRuntime;
@@ -96,7 +97,9 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path) -> Result<()> {
     let bound = gateway.clone().bind(http_addr, workers).with_context(|| {
         format!("cannot listen on {http_addr} for the gateway: is another `paas up` running? choose another with --http")
     })?;
+    let event_log = EmbeddedLog::open(&data_dir.join("eventlog"), Retention::default())?;
     let ctx = Arc::new(Context {
+        event_log: event_log.clone(),
         store: Arc::new(store),
         fleet: fleet.clone(),
         autoscaler: autoscaler.clone(),
@@ -139,6 +142,7 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path) -> Result<()> {
     for t in tasks {
         t.abort();
     }
+    event_log.flush_offsets();
     match backend {
         Backend::Docker(d) => d.remove_all().await,
         Backend::Process(p) => p.kill_all(),

@@ -13,10 +13,13 @@ use paas_gateway::RoutingTable;
 use crate::fleet::Fleet;
 use crate::store::{Store, StoreError};
 
+pub mod broker;
 pub mod configuration;
+mod destination;
 pub mod revision;
 pub mod route;
 pub mod service;
+pub mod trigger;
 
 /// What a reconciler wants next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +42,7 @@ pub struct Context {
     pub store: Arc<dyn Store>,
     pub fleet: Arc<Fleet>,
     pub autoscaler: Arc<paas_autoscaler::Autoscaler>,
+    pub event_log: Arc<dyn paas_eventing::EventLog>,
     pub table: Arc<RoutingTable>,
     /// The gateway's port, for the URLs in status.
     pub http_port: u16,

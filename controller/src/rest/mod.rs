@@ -14,6 +14,7 @@
 //! ```
 
 mod error;
+mod eventing;
 mod logs;
 pub mod token;
 
@@ -41,7 +42,7 @@ use crate::reconcile::Context;
 use crate::store::StoreExt;
 
 /// Requests larger than this are refused: manifests are small.
-const MAX_BODY: usize = 4 << 20;
+pub(crate) const MAX_BODY: usize = 4 << 20;
 
 #[derive(Debug, Clone)]
 pub struct ApiState {
@@ -109,6 +110,11 @@ async fn route(
         return Ok(text(StatusCode::OK, out));
     }
     let query = req.uri().query().unwrap_or("").to_owned();
+    let eventing_prefix = format!("/apis/{}/", paas_api::eventing::EVENTING_API_VERSION);
+    if let Some(rest) = path.strip_prefix(&eventing_prefix) {
+        let parts: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+        return eventing::route(state, req, &parts).await;
+    }
     let prefix = format!("/apis/{SERVING_API_VERSION}/");
     let Some(rest) = path.strip_prefix(&prefix) else {
         return Err(ApiError::NotFound(format!("no API at {path}")));

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _, Result};
 use http::Method;
-use paas_api::{parse_manifests, Object, Resource};
+use paas_api::{parse_manifests, Resource};
 
 use crate::cli::ApplyArgs;
 use crate::client::ApiClient;
@@ -55,26 +55,33 @@ pub(crate) async fn apply(client: &ApiClient, a: ApplyArgs) -> Result<ExitCode> 
         }
     }
     for m in manifests {
-        let Resource::Service(mut svc) = m.resource else {
-            bail!(
-                "{}: {} cannot be applied yet: the eventing API is not served by this version",
-                m.origin,
-                m.resource.kind()
-            );
+        let kind = m.resource.kind();
+        let (plural, group) = match &m.resource {
+            Resource::Service(_) => ("services", "serving.knative.dev"),
+            Resource::Broker(_) => ("brokers", "eventing.knative.dev"),
+            Resource::Trigger(_) => ("triggers", "eventing.knative.dev"),
+            _ => bail!(
+                "{}: {kind} cannot be applied: it is derived from a Service",
+                m.origin
+            ),
         };
-        if svc.metadata.namespace.is_none() {
-            svc.metadata.namespace = Some(a.namespace.clone());
+        let mut resource = m.resource;
+        if resource.meta().namespace.is_none() {
+            resource.meta_mut().namespace = Some(a.namespace.clone());
         }
-        let ns = svc.namespace().to_owned();
-        let name = svc.name().to_owned();
-        let path = ApiClient::path(Some(&ns), "services", Some(&name));
-        let body = serde_json::to_value(&svc)?;
+        let ns = resource.meta().namespace().to_owned();
+        let name = resource.meta().name.clone();
+        let path = ApiClient::path(Some(&ns), plural, Some(&name));
+        let body = resource.to_json();
         let outcome = match client.get(&path).await? {
             Some(before) => {
                 let after = client
                     .ok(Method::PUT, &path, Some(&body))
                     .await
-                    .with_context(|| format!("{}: applying service {name}", m.origin))?;
+                    .with_context(|| format!("{}: applying {kind} {name}", m.origin))?;
+                for w in &after.warnings {
+                    eprintln!("Warning: {w}");
+                }
                 // Status writes by the controller also move resourceVersion; what the
                 // user owns is spec (generation), labels and annotations.
                 let same = |f: &str| after.body["metadata"][f] == before["metadata"][f];
@@ -88,15 +95,15 @@ pub(crate) async fn apply(client: &ApiClient, a: ApplyArgs) -> Result<ExitCode> 
                 client
                     .ok(
                         Method::POST,
-                        &ApiClient::path(Some(&ns), "services", None),
+                        &ApiClient::path(Some(&ns), plural, None),
                         Some(&body),
                     )
                     .await
-                    .with_context(|| format!("{}: creating service {name}", m.origin))?;
+                    .with_context(|| format!("{}: creating {kind} {name}", m.origin))?;
                 "created"
             }
         };
-        println!("service.serving.knative.dev/{name} {outcome}");
+        println!("{}.{group}/{name} {outcome}", kind.to_ascii_lowercase());
     }
     Ok(ExitCode::SUCCESS)
 }

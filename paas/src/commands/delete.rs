@@ -10,27 +10,22 @@ use crate::cli::DeleteArgs;
 use crate::client::{status_message, ApiClient};
 
 pub(crate) async fn delete(client: &ApiClient, a: DeleteArgs) -> Result<ExitCode> {
-    if plural(&a.kind)? != "services" {
-        bail!(
-            "only services can be deleted; their configuration, revisions and route go with them"
-        );
+    let plural = plural(&a.kind)?;
+    if !matches!(plural, "services" | "brokers" | "triggers") {
+        bail!("{plural} cannot be deleted on their own: delete their service (its configuration, revisions and route go with it)");
     }
+    let what = plural.strip_suffix('s').unwrap_or(plural);
     let mut code = ExitCode::SUCCESS;
     for name in &a.names {
-        let answer = client
-            .call(
-                Method::DELETE,
-                &ApiClient::path(Some(&a.namespace), "services", Some(name)),
-                None,
-            )
-            .await?;
+        let path = ApiClient::path(Some(&a.namespace), plural, Some(name));
+        let answer = client.call(Method::DELETE, &path, None).await?;
         match answer.status {
             s if s.is_success() => {
-                println!("Service {name:?} deleted in namespace {:?}.", a.namespace)
+                println!("{what} {name:?} deleted in namespace {:?}.", a.namespace)
             }
             StatusCode::NOT_FOUND => {
                 eprintln!(
-                    "error: service {name:?} not found in namespace {:?}",
+                    "error: {what} {name:?} not found in namespace {:?}",
                     a.namespace
                 );
                 code = ExitCode::FAILURE;

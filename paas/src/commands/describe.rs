@@ -130,10 +130,10 @@ pub(crate) async fn describe(client: &ApiClient, a: DescribeArgs) -> Result<Exit
         }
     }
     println!("\nConditions:");
-    println!("  {:<22}{:<9}{:<20}MESSAGE", "TYPE", "STATUS", "REASON");
+    println!("  {:<26}{:<9}{:<20}MESSAGE", "TYPE", "STATUS", "REASON");
     for c in o["status"]["conditions"].as_array().into_iter().flatten() {
         println!(
-            "  {:<22}{:<9}{:<20}{}",
+            "  {:<26}{:<9}{:<20}{}",
             s(&c["type"]),
             s(&c["status"]),
             c["reason"].as_str().unwrap_or(""),

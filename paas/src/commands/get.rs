@@ -88,6 +88,21 @@ pub(crate) async fn get(client: &ApiClient, a: GetArgs) -> Result<ExitCode> {
                     ready.into(),
                     reason.into(),
                 ]),
+                "brokers" => row.extend([
+                    name,
+                    s(&o["status"]["address"]["url"]),
+                    age(created),
+                    ready.into(),
+                    reason.into(),
+                ]),
+                "triggers" => row.extend([
+                    name,
+                    s(&o["spec"]["broker"]),
+                    s(&o["status"]["subscriberUri"]),
+                    age(created),
+                    ready.into(),
+                    reason.into(),
+                ]),
                 _ => row.extend([
                     name,
                     s(&o["status"]["latestCreatedRevisionName"]),
@@ -113,6 +128,8 @@ pub(crate) async fn get(client: &ApiClient, a: GetArgs) -> Result<ExitCode> {
         ]
         .as_slice(),
         "routes" => ["NAME", "URL", "TRAFFIC", "AGE", "READY", "REASON"].as_slice(),
+        "brokers" => ["NAME", "URL", "AGE", "READY", "REASON"].as_slice(),
+        "triggers" => ["NAME", "BROKER", "SUBSCRIBER_URI", "AGE", "READY", "REASON"].as_slice(),
         _ => [
             "NAME",
             "LATEST CREATED",

@@ -1,0 +1,239 @@
+//! `eventing.knative.dev/v1` on the REST API: Brokers and Triggers.
+//!
+//! ```text
+//! GET    /apis/eventing.knative.dev/v1/{brokers|triggers}                 all namespaces
+//! GET    /apis/eventing.knative.dev/v1/namespaces/{ns}/{brokers|triggers}[/{name}]
+//! POST   /apis/eventing.knative.dev/v1/namespaces/{ns}/{brokers|triggers}
+//! PUT    /apis/eventing.knative.dev/v1/namespaces/{ns}/{brokers|triggers}/{name}
+//! DELETE /apis/eventing.knative.dev/v1/namespaces/{ns}/{brokers|triggers}/{name}
+//! ```
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use paas_api::eventing::{Broker, Trigger, EVENTING_API_VERSION};
+use paas_api::eventing_validation::{validate_broker, validate_trigger};
+use paas_api::validation::Report;
+use paas_api::Object;
+use serde_json::json;
+
+use super::{json_response, ApiError, ApiState, MAX_BODY};
+use crate::store::StoreExt;
+
+/// What the API needs to know of a writable eventing kind.
+trait Writable: Object {
+    fn validate(&self) -> Report;
+    fn clear_status(&mut self);
+    fn set_type(&mut self);
+}
+
+impl Writable for Broker {
+    fn validate(&self) -> Report {
+        validate_broker(self)
+    }
+    fn clear_status(&mut self) {
+        self.status = Default::default();
+    }
+    fn set_type(&mut self) {
+        self.api_version = EVENTING_API_VERSION.into();
+        self.kind = Self::KIND.into();
+    }
+}
+
+impl Writable for Trigger {
+    fn validate(&self) -> Report {
+        validate_trigger(self)
+    }
+    fn clear_status(&mut self) {
+        self.status = Default::default();
+    }
+    fn set_type(&mut self) {
+        self.api_version = EVENTING_API_VERSION.into();
+        self.kind = Self::KIND.into();
+    }
+}
+
+pub(super) async fn route(
+    state: &ApiState,
+    req: Request<Incoming>,
+    parts: &[&str],
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let method = req.method().clone();
+    match (parts, &method) {
+        (["brokers"], &Method::GET) => list::<Broker>(state, None).await,
+        (["triggers"], &Method::GET) => list::<Trigger>(state, None).await,
+        (["namespaces", ns, "brokers"], &Method::GET) => list::<Broker>(state, Some(ns)).await,
+        (["namespaces", ns, "triggers"], &Method::GET) => list::<Trigger>(state, Some(ns)).await,
+        (["namespaces", ns, "brokers", name], &Method::GET) => get::<Broker>(state, ns, name).await,
+        (["namespaces", ns, "triggers", name], &Method::GET) => {
+            get::<Trigger>(state, ns, name).await
+        }
+        (["namespaces", ns, "brokers"], &Method::POST) => {
+            create::<Broker>(state, read(req, ns, None).await?).await
+        }
+        (["namespaces", ns, "triggers"], &Method::POST) => {
+            create::<Trigger>(state, read(req, ns, None).await?).await
+        }
+        (["namespaces", ns, "brokers", name], &Method::PUT) => {
+            replace::<Broker>(state, read(req, ns, Some(name)).await?).await
+        }
+        (["namespaces", ns, "triggers", name], &Method::PUT) => {
+            replace::<Trigger>(state, read(req, ns, Some(name)).await?).await
+        }
+        (["namespaces", ns, "brokers", name], &Method::DELETE) => {
+            delete::<Broker>(state, ns, name).await
+        }
+        (["namespaces", ns, "triggers", name], &Method::DELETE) => {
+            delete::<Trigger>(state, ns, name).await
+        }
+        _ => Err(ApiError::MethodNotAllowed {
+            method: method.to_string(),
+            path: format!("/apis/{EVENTING_API_VERSION}/{}", parts.join("/")),
+        }),
+    }
+}
+
+fn to_json<T: Object>(o: &T) -> serde_json::Value {
+    let mut v = serde_json::to_value(o).unwrap_or_default();
+    v["apiVersion"] = T::API_VERSION.into();
+    v["kind"] = T::KIND.into();
+    v
+}
+
+async fn list<T: Object>(
+    state: &ApiState,
+    ns: Option<&str>,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let items: Vec<_> = state
+        .ctx
+        .store
+        .list::<T>(ns)
+        .await?
+        .iter()
+        .map(to_json)
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"apiVersion": "v1", "kind": "List", "items": items}),
+        &[],
+    ))
+}
+
+async fn get<T: Object>(
+    state: &ApiState,
+    ns: &str,
+    name: &str,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    match state.ctx.store.get::<T>(ns, name).await? {
+        Some(o) => Ok(json_response(StatusCode::OK, &to_json(&o), &[])),
+        None => Err(ApiError::NotFound(format!(
+            "{} {ns}/{name} not found",
+            T::PLURAL
+        ))),
+    }
+}
+
+async fn read<T: Writable>(
+    req: Request<Incoming>,
+    ns: &str,
+    name: Option<&str>,
+) -> Result<T, ApiError> {
+    let body = Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("reading the body: {e}")))?
+        .to_bytes();
+    let de = &mut serde_json::Deserializer::from_slice(&body);
+    let mut o: T = serde_path_to_error::deserialize(de)
+        .map_err(|e| ApiError::BadRequest(format!("{}: {}", e.path(), e.inner())))?;
+    let meta = o.meta_mut();
+    match meta.namespace.as_deref() {
+        None => meta.namespace = Some(ns.to_owned()),
+        Some(n) if n != ns => {
+            return Err(ApiError::BadRequest(format!(
+                "metadata.namespace {n:?} does not match the namespace in the path {ns:?}"
+            )))
+        }
+        _ => {}
+    }
+    if let Some(name) = name {
+        if meta.name.is_empty() {
+            meta.name = name.to_owned();
+        } else if meta.name != name {
+            return Err(ApiError::BadRequest(format!(
+                "metadata.name {:?} does not match the name in the path {name:?}",
+                meta.name
+            )));
+        }
+    }
+    o.set_type();
+    o.clear_status();
+    Ok(o)
+}
+
+fn check<T: Writable>(o: &T) -> Result<Vec<String>, ApiError> {
+    let report = o.validate();
+    if !report.errors.is_empty() {
+        return Err(ApiError::Invalid {
+            kind: T::KIND,
+            name: o.name().to_owned(),
+            causes: report
+                .errors
+                .iter()
+                .map(|e| (e.path.clone(), e.message.clone()))
+                .collect(),
+        });
+    }
+    Ok(report.warnings.iter().map(ToString::to_string).collect())
+}
+
+async fn create<T: Writable>(state: &ApiState, o: T) -> Result<Response<Full<Bytes>>, ApiError> {
+    let warnings = check(&o)?;
+    let created = state.ctx.store.create(&o).await?;
+    tracing::info!(kind = T::KIND, name = %created.name(), namespace = %created.namespace(), "created");
+    Ok(json_response(
+        StatusCode::CREATED,
+        &to_json(&created),
+        &warnings,
+    ))
+}
+
+async fn replace<T: Writable>(state: &ApiState, o: T) -> Result<Response<Full<Bytes>>, ApiError> {
+    let warnings = check(&o)?;
+    if state
+        .ctx
+        .store
+        .get::<T>(o.namespace(), o.name())
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::NotFound(format!(
+            "{} {}/{} not found: create it first",
+            T::PLURAL,
+            o.namespace(),
+            o.name()
+        )));
+    }
+    let updated = state.ctx.store.update(&o).await?;
+    Ok(json_response(StatusCode::OK, &to_json(&updated), &warnings))
+}
+
+async fn delete<T: Object>(
+    state: &ApiState,
+    ns: &str,
+    name: &str,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    if !state.ctx.store.delete::<T>(ns, name).await? {
+        return Err(ApiError::NotFound(format!(
+            "{} {ns}/{name} not found",
+            T::PLURAL
+        )));
+    }
+    tracing::info!(kind = T::KIND, %name, namespace = %ns, "deleted");
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"apiVersion": "v1", "kind": "Status", "status": "Success", "details": {"name": name, "kind": T::PLURAL}}),
+        &[],
+    ))
+}

@@ -1,0 +1,162 @@
+//! Brokers and Triggers through the CLI and the API: apply, status, validation, delete.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use paas_e2e::{binary, stderr, write_manifest, Platform, RuntimeKind};
+
+const BROKER: &str = "apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata:
+  name: default
+";
+
+const TRIGGER: &str = "apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata:
+  name: greetings
+spec:
+  broker: default
+  filter:
+    attributes:
+      type: dev.paas.greeting
+  subscriber:
+    ref:
+      apiVersion: serving.knative.dev/v1
+      kind: Service
+      name: hello
+";
+
+fn get(p: &Platform, kind: &str, name: &str) -> serde_json::Value {
+    serde_json::from_str(&p.paas_ok(&["get", kind, name, "-o", "json"])).unwrap()
+}
+
+fn wait(
+    p: &Platform,
+    kind: &str,
+    name: &str,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let o = get(p, kind, name);
+        if check(&o) {
+            return o;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{kind} {name}: {}",
+            o["status"]
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn ready(o: &serde_json::Value) -> bool {
+    o["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
+}
+
+#[test]
+fn a_trigger_resolves_its_subscriber_once_the_service_exists() {
+    let p = Platform::start(RuntimeKind::Process);
+    let broker = write_manifest(&p.data_dir, "broker.yaml", BROKER);
+    let trigger = write_manifest(&p.data_dir, "trigger.yaml", TRIGGER);
+    let out = p.paas_ok(&[
+        "apply",
+        "-f",
+        broker.to_str().unwrap(),
+        "-f",
+        trigger.to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("broker.eventing.knative.dev/default created"),
+        "{out}"
+    );
+    assert!(
+        out.contains("trigger.eventing.knative.dev/greetings created"),
+        "{out}"
+    );
+
+    let b = wait(&p, "broker", "default", ready);
+    assert_eq!(
+        b["status"]["address"]["url"],
+        format!(
+            "http://broker-ingress.localhost:{}/default/default",
+            p.http_port
+        )
+    );
+    assert!(p
+        .data_dir
+        .join("eventlog/knative-broker-default-default")
+        .is_dir());
+
+    // The subscriber does not exist yet: not ready, and it says why.
+    let t = get(&p, "trigger", "greetings");
+    assert!(!ready(&t));
+    assert!(
+        t["status"]["conditions"].to_string().contains("hello"),
+        "{}",
+        t["status"]
+    );
+
+    let hello = binary("hello");
+    p.paas_ok(&["deploy", "hello", "--cmd", hello.to_str().unwrap()]);
+    let t = wait(&p, "trigger", "greetings", ready);
+    assert_eq!(
+        t["status"]["subscriberUri"],
+        format!("http://hello.default.localhost:{}", p.http_port)
+    );
+
+    let again = p.paas_ok(&["apply", "-f", trigger.to_str().unwrap()]);
+    assert!(again.contains("unchanged"), "{again}");
+
+    p.paas_ok(&["delete", "broker", "default"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while p
+        .data_dir
+        .join("eventlog/knative-broker-default-default")
+        .exists()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the broker's topic was not removed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let t = wait(&p, "trigger", "greetings", |t| !ready(t));
+    assert!(
+        t["status"]["conditions"]
+            .to_string()
+            .contains("BrokerDoesNotExist"),
+        "{}",
+        t["status"]
+    );
+}
+
+#[test]
+fn bad_triggers_name_file_line_and_field() {
+    let p = Platform::start(RuntimeKind::Process);
+    let bad = TRIGGER.replace("  broker: default\n", "").replace(
+        "      type: dev.paas.greeting",
+        "      Type: dev.paas.greeting",
+    );
+    let path = write_manifest(&p.data_dir, "bad.yaml", &bad);
+    let out = p.paas(&["apply", "-f", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("bad.yaml:5: spec.broker: is required"),
+        "{err}"
+    );
+    assert!(
+        err.contains("bad.yaml:8: spec.filter.attributes.Type"),
+        "{err}"
+    );
+    assert!(p
+        .paas_ok(&["get", "triggers", "-o", "json"])
+        .contains("\"items\": []"));
+}
