@@ -14,6 +14,7 @@ mod http_binary;
 mod http_parse;
 mod http_structured;
 mod json;
+pub mod kafka_binding;
 mod media_type;
 mod percent;
 mod uri;
