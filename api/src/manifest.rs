@@ -17,6 +17,19 @@ pub struct Manifest {
     pub origin: String,
     /// Accepted-but-ignored fields, already formatted as `FILE:LINE: FIELD: ...`.
     pub warnings: Vec<String>,
+    /// The document's text and where it starts, to place problems found later.
+    file: String,
+    text: String,
+    first_line: usize,
+}
+
+impl Manifest {
+    /// `FILE:LINE` of a field path in this document (or of its nearest ancestor), for
+    /// problems that only a later check finds.
+    pub fn place(&self, path: &str) -> String {
+        let line = locate(&self.text, path).unwrap_or(1);
+        format!("{}:{}", self.file, self.first_line + line - 1)
+    }
 }
 
 /// Everything wrong with a set of manifests; nothing is applied when this is returned.
@@ -175,6 +188,9 @@ fn parse_typed<T: serde::de::DeserializeOwned>(
         resource,
         origin,
         warnings,
+        file: file.to_owned(),
+        text: doc.text.clone(),
+        first_line: doc.first_line,
     }))
 }
 

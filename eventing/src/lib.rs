@@ -11,6 +11,7 @@ use async_trait::async_trait;
 
 pub mod cesql;
 pub mod cloudevent;
+pub mod filter;
 pub mod log;
 use bytes::Bytes;
 

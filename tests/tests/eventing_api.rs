@@ -160,3 +160,21 @@ fn bad_triggers_name_file_line_and_field() {
         .paas_ok(&["get", "triggers", "-o", "json"])
         .contains("\"items\": []"));
 }
+
+#[test]
+fn an_invalid_cesql_filter_is_refused_at_its_line_with_its_position() {
+    let p = Platform::start(RuntimeKind::Process);
+    let text = TRIGGER.replace(
+        "  filter:\n    attributes:\n      type: dev.paas.greeting\n",
+        "  filters:\n    - cesql: \"type = 'a' AND\"\n",
+    );
+    let path = write_manifest(&p.data_dir, "cesql.yaml", &text);
+    let out = p.paas(&["apply", "-f", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("cesql.yaml:8: spec.filters[0].cesql: invalid CloudEvents SQL expression"),
+        "{err}"
+    );
+    assert!(err.contains("position"), "{err}");
+}

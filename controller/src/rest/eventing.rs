@@ -43,7 +43,18 @@ impl Writable for Broker {
 
 impl Writable for Trigger {
     fn validate(&self) -> Report {
-        validate_trigger(self)
+        let mut report = validate_trigger(self);
+        // CESQL expressions are parsed here, where the parser lives, so that a bad one
+        // is refused at apply time with its position.
+        if report.errors.is_empty() {
+            if let Err(e) = paas_eventing::filter::Filter::of_trigger(&self.spec) {
+                report.errors.push(paas_api::validation::FieldError {
+                    path: e.path,
+                    message: e.message,
+                });
+            }
+        }
+        report
     }
     fn clear_status(&mut self) {
         self.status = Default::default();

@@ -37,6 +37,15 @@ pub(crate) async fn apply(client: &ApiClient, a: ApplyArgs) -> Result<ExitCode> 
             Err(e) => problems.extend(e.problems),
         }
     }
+    // CloudEvents SQL filters are parsed here too, so that a bad expression is reported
+    // at its line before anything is sent.
+    for m in &manifests {
+        if let Resource::Trigger(t) = &m.resource {
+            if let Err(e) = paas_eventing::filter::Filter::of_trigger(&t.spec) {
+                problems.push(format!("{}: {e}", m.place(&e.path)));
+            }
+        }
+    }
     if !problems.is_empty() {
         for p in &problems {
             eprintln!("error: {p}");
