@@ -94,8 +94,9 @@ class Platform:
         while time.time() < deadline:
             st = self.revision(name)["status"]
             if st.get("actualReplicas", 1) == 0 and st.get("desiredReplicas", 1) == 0:
-                # Let the drain finish and a freeze or stop take effect.
-                time.sleep(0.5)
+                # Let the drain finish and the stop (or freeze) complete, as it has long
+                # before a real cold start.
+                time.sleep(2)
                 return
             time.sleep(0.2)
         raise RuntimeError(f"{name} did not scale to zero")
