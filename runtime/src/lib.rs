@@ -11,6 +11,7 @@ use async_trait::async_trait;
 pub mod docker;
 mod docker_api;
 mod error;
+mod freezer;
 pub mod probe;
 pub mod process;
 pub mod spec;

@@ -28,6 +28,36 @@ fn docker_state(id: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// Frozen by Docker (`paused`) or through the container's cgroup freezer.
+fn container_frozen(id: &str) -> bool {
+    if docker_state(id) == "paused" {
+        return true;
+    }
+    let out = std::process::Command::new("docker")
+        .args(["inspect", "--format", "{{.State.Pid}}", id])
+        .output()
+        .unwrap();
+    let pid = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    for line in cgroups.lines() {
+        let parts: Vec<&str> = line.splitn(3, ':').collect();
+        if parts.len() == 3 && parts[1].split(',').any(|c| c == "freezer") {
+            let state = std::fs::read_to_string(format!(
+                "/sys/fs/cgroup/freezer{}/freezer.state",
+                parts[2]
+            ))
+            .unwrap_or_default();
+            return state.trim() == "FROZEN";
+        }
+        if let Some(path) = line.strip_prefix("0::") {
+            let events = std::fs::read_to_string(format!("/sys/fs/cgroup{path}/cgroup.events"))
+                .unwrap_or_default();
+            return events.lines().any(|l| l == "frozen 1");
+        }
+    }
+    false
+}
+
 fn wait_until(what: &str, within: Duration, check: impl Fn() -> bool) {
     let deadline = std::time::Instant::now() + within;
     while !check() {
@@ -80,11 +110,12 @@ fn a_frozen_container_is_resumed_not_restarted() {
     let running = p.containers();
     assert_eq!(running.len(), 1);
     at_zero(&p, "hello-00001");
-    wait_until("the replica to be paused", Duration::from_secs(30), || {
-        docker_state(&running[0]) == "paused"
+    wait_until("the replica to be frozen", Duration::from_secs(30), || {
+        container_frozen(&running[0])
     });
 
     assert_eq!(p.get("hello", "/").body, "Hello World!\n");
+    assert!(!container_frozen(&running[0]));
     assert_eq!(docker_state(&running[0]), "running");
     assert_eq!(p.containers(), running, "waking started another container");
 }
@@ -151,5 +182,33 @@ fn an_invalid_idle_policy_is_refused() {
     assert!(
         err.contains("paas.dev/idle") && err.contains("freeze"),
         "{err}"
+    );
+}
+
+#[test]
+fn a_container_frozen_when_paas_died_is_thawed_and_serves_after_a_restart() {
+    let mut p = Platform::start_with(RuntimeKind::Docker, FAST_AUTOSCALER);
+    p.paas_ok(&[
+        "deploy",
+        "hello",
+        "--image",
+        "paas-samples/hello:latest",
+        "--annotation",
+        "paas.dev/idle=freeze",
+    ]);
+    let running = p.containers();
+    at_zero(&p, "hello-00001");
+    wait_until("the replica to be frozen", Duration::from_secs(30), || {
+        container_frozen(&running[0])
+    });
+    p.kill9();
+    p.boot();
+    assert!(
+        !container_frozen(&running[0]),
+        "the adopted container is still frozen"
+    );
+    assert_eq!(
+        p.wait_for("hello", 200, Duration::from_secs(60)).body,
+        "Hello World!\n"
     );
 }
