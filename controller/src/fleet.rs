@@ -2,7 +2,7 @@
 //! ones, replaces those that exit or stop passing readiness, stops extras, removes
 //! replicas nobody owns, and publishes the ready ones to the routing table.
 //!
-//! New replicas are probed every 5 ms, then every 50 ms, until ready (a fast start matters more than a
+//! New replicas are probed every millisecond, then every 50 ms, until ready (a fast start matters more than a
 //! few wasted probes); ready ones at the probe's period.
 
 use std::collections::HashMap;
@@ -18,7 +18,7 @@ use tokio::time::Instant;
 /// How often a replica that is not ready yet is probed: very often right after it
 /// starts (most apps listen within milliseconds and a cold request is waiting), then
 /// every 50 ms.
-const EAGER_PROBE_INTERVAL: Duration = Duration::from_millis(5);
+const EAGER_PROBE_INTERVAL: Duration = Duration::from_millis(1);
 const EAGER_PROBING_FOR: Duration = Duration::from_millis(250);
 const STARTUP_PROBE_INTERVAL: Duration = Duration::from_millis(50);
 /// How long a replica may take to become ready before it is replaced.
