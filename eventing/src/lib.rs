@@ -12,6 +12,7 @@ use async_trait::async_trait;
 pub mod cesql;
 pub mod cloudevent;
 pub mod filter;
+pub mod ingress;
 pub mod log;
 use bytes::Bytes;
 

@@ -7,6 +7,7 @@
 mod body;
 mod error;
 mod forwarded;
+mod handler;
 mod host;
 pub mod metrics;
 mod pool;
@@ -15,6 +16,7 @@ pub mod route_table;
 mod server;
 
 pub use error::ProxyError;
+pub use handler::{HandlerFuture, HostHandler};
 pub use pool::ConnectError;
 pub use route_table::{Capacity, Endpoint, RevisionKey, Route, RoutingTable, WeightedRevision};
 pub use server::{BoundGateway, Gateway};

@@ -1,5 +1,6 @@
 //! Forwarding one request to one replica.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::header::HeaderValue;
@@ -14,6 +15,7 @@ use tokio::time::{timeout_at, Instant};
 use crate::body::{Checkout, ProxyBody};
 use crate::error::ProxyError;
 use crate::forwarded::{set_forwarded, strip_hop_by_hop};
+use crate::handler::HostHandler;
 use crate::host::request_host;
 use crate::metrics::GatewayMetrics;
 use crate::pool::Pool;
@@ -31,6 +33,7 @@ pub(crate) struct Proxy {
     table: Arc<RoutingTable>,
     pool: Arc<Pool>,
     poke: Arc<dyn Poke>,
+    handlers: Arc<HashMap<String, Arc<dyn HostHandler>>>,
     pub(crate) metrics: Arc<GatewayMetrics>,
 }
 
@@ -39,11 +42,13 @@ impl Proxy {
         table: Arc<RoutingTable>,
         metrics: Arc<GatewayMetrics>,
         poke: Arc<dyn Poke>,
+        handlers: Arc<HashMap<String, Arc<dyn HostHandler>>>,
     ) -> Self {
         Self {
             table,
             pool: Pool::new(),
             poke,
+            handlers,
             metrics,
         }
     }
@@ -54,6 +59,14 @@ impl Proxy {
         req: Request<Incoming>,
         client: Option<HeaderValue>,
     ) -> Response<ProxyBody> {
+        if !self.handlers.is_empty() {
+            let handler = request_host(&req).and_then(|h| self.handlers.get(h.as_ref()).cloned());
+            if let Some(handler) = handler {
+                let resp = handler.handle(req).await;
+                self.metrics.count_response(resp.status());
+                return resp.map(ProxyBody::Local);
+            }
+        }
         let resp = match self.forward(req, client).await {
             Ok(resp) => resp,
             Err(e) => {

@@ -3,6 +3,7 @@
 //! nginx runs one worker per core. A request and its upstream connection then never
 //! hop between threads; only the routing table and the counters are shared.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use hyper_util::rt::TokioIo;
 use paas_activator::Poke;
 use tokio::net::{TcpListener, TcpSocket};
 
+use crate::handler::HostHandler;
 use crate::metrics::GatewayMetrics;
 use crate::proxy::Proxy;
 use crate::route_table::RoutingTable;
@@ -25,6 +27,8 @@ pub struct Gateway {
     pub metrics: Arc<GatewayMetrics>,
     /// Who is told when requests wait for a revision with no replica.
     poke: Arc<dyn Poke>,
+    /// Hosts answered in process rather than proxied.
+    handlers: Arc<HashMap<String, Arc<dyn HostHandler>>>,
 }
 
 impl Gateway {
@@ -33,7 +37,16 @@ impl Gateway {
             table,
             metrics: Arc::new(GatewayMetrics::default()),
             poke,
+            handlers: Arc::new(HashMap::new()),
         }
+    }
+
+    /// Answer requests for `host` (lower case, no port) with `handler`.
+    pub fn with_handler(mut self, host: &str, handler: Arc<dyn HostHandler>) -> Self {
+        let mut handlers = (*self.handlers).clone();
+        handlers.insert(host.to_ascii_lowercase(), handler);
+        self.handlers = Arc::new(handlers);
+        self
     }
 
     /// Prometheus text for the gateway's counters.
@@ -109,6 +122,7 @@ fn worker(listener: std::net::TcpListener, gateway: Gateway) {
             gateway.table.clone(),
             gateway.metrics.clone(),
             gateway.poke.clone(),
+            gateway.handlers.clone(),
         ));
         accept_loop(listener, proxy).await;
     });

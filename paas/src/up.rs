@@ -9,6 +9,7 @@ use paas_controller::fleet::Fleet;
 use paas_controller::reconcile::Context;
 use paas_controller::rest::{self, ApiState};
 use paas_controller::store::SqliteStore;
+use paas_eventing::ingress::BrokerIngress;
 use paas_eventing::log::{EmbeddedLog, Retention};
 use paas_gateway::{Gateway, RoutingTable};
 use paas_runtime::docker::DockerRuntime;
@@ -19,6 +20,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::cli::{RuntimeKind, UpArgs};
 use crate::config::{parse_listen, SERVER_FILE};
+use crate::ingress::{IngressHandler, INGRESS_HOST};
 
 /// The backend, kept concrete for the clean-up at shutdown.
 enum Backend {
@@ -92,12 +94,14 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path) -> Result<()> {
     let (changes_tx, changes_rx) = tokio::sync::mpsc::unbounded_channel();
     let fleet = Fleet::new(runtime.clone(), table.clone(), changes_tx);
     let autoscaler = Autoscaler::new(autoscaler_config, fleet.clone());
-    let gateway = Gateway::new(table.clone(), autoscaler.clone());
+    let event_log = EmbeddedLog::open(&data_dir.join("eventlog"), Retention::default())?;
+    let ingress = Arc::new(BrokerIngress::new(event_log.clone()));
+    let gateway = Gateway::new(table.clone(), autoscaler.clone())
+        .with_handler(INGRESS_HOST, Arc::new(IngressHandler(ingress)));
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let bound = gateway.clone().bind(http_addr, workers).with_context(|| {
         format!("cannot listen on {http_addr} for the gateway: is another `paas up` running? choose another with --http")
     })?;
-    let event_log = EmbeddedLog::open(&data_dir.join("eventlog"), Retention::default())?;
     let ctx = Arc::new(Context {
         event_log: event_log.clone(),
         store: Arc::new(store),

@@ -178,3 +178,56 @@ fn an_invalid_cesql_filter_is_refused_at_its_line_with_its_position() {
     );
     assert!(err.contains("position"), "{err}");
 }
+
+#[test]
+fn a_broker_accepts_valid_cloudevents_and_says_what_is_wrong_with_the_rest() {
+    let p = Platform::start(RuntimeKind::Process);
+    let broker = write_manifest(&p.data_dir, "broker.yaml", BROKER);
+    p.paas_ok(&["apply", "-f", broker.to_str().unwrap()]);
+    wait(&p, "broker", "default", ready);
+    let host = format!("broker-ingress.localhost:{}", p.http_port);
+    let post = |path: &str, headers: &[(&str, &str)], body: &str| {
+        paas_e2e::http(p.http_port, &host, "POST", path, headers, Some(body)).unwrap()
+    };
+    let binary = [
+        ("ce-specversion", "1.0"),
+        ("ce-id", "e-1"),
+        ("ce-source", "/e2e"),
+        ("ce-type", "dev.paas.greeting"),
+        ("content-type", "application/json"),
+    ];
+    assert_eq!(
+        post("/default/default", &binary, "{\"hello\":\"world\"}").status,
+        202
+    );
+    let structured = r#"{"specversion":"1.0","id":"e-2","source":"/e2e","type":"dev.paas.greeting","data":{"n":2}}"#;
+    let r = post(
+        "/default/default",
+        &[("content-type", "application/cloudevents+json")],
+        structured,
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+
+    let no_type: Vec<_> = binary
+        .iter()
+        .filter(|(k, _)| *k != "ce-type")
+        .copied()
+        .collect();
+    let r = post("/default/default", &no_type, "{}");
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("\"type\""), "{}", r.body);
+    let bad_time = [binary.as_slice(), &[("ce-time", "yesterday")]].concat();
+    let r = post("/default/default", &bad_time, "{}");
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body.contains("time") && r.body.contains("RFC 3339"),
+        "{}",
+        r.body
+    );
+
+    let r = post("/default/nope", &binary, "{}");
+    assert_eq!(r.status, 404);
+    assert!(r.body.contains("default/nope"), "{}", r.body);
+    let big = "x".repeat(2 << 20);
+    assert_eq!(post("/default/default", &binary, &big).status, 413);
+}

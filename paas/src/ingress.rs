@@ -1,0 +1,20 @@
+//! Wiring: the broker ingress answers `broker-ingress.localhost` on the gateway's port.
+
+use std::sync::Arc;
+
+use http::Request;
+use hyper::body::Incoming;
+use paas_eventing::ingress::BrokerIngress;
+use paas_gateway::{HandlerFuture, HostHandler};
+
+/// The host producers post events to, as in Knative's broker addresses.
+pub(crate) const INGRESS_HOST: &str = "broker-ingress.localhost";
+
+#[derive(Debug)]
+pub(crate) struct IngressHandler(pub(crate) Arc<BrokerIngress>);
+
+impl HostHandler for IngressHandler {
+    fn handle(&self, req: Request<Incoming>) -> HandlerFuture<'_> {
+        Box::pin(self.0.handle(req))
+    }
+}
