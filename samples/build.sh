@@ -60,3 +60,4 @@ build_sample() {
 }
 
 build_sample hello
+build_sample event-display

@@ -114,6 +114,9 @@ async fn handle_event(ctx: &Context, event: Result<WatchEvent, RecvError>, queue
             if k.kind == Route::KIND {
                 let _ = reconcile::route::publish(ctx).await;
             }
+            if k.kind == Trigger::KIND {
+                ctx.dispatchers.stop(&format!("{}/{}", k.namespace, k.name));
+            }
             if k.kind == Broker::KIND {
                 let topic = reconcile::broker::topic(&k.namespace, &k.name);
                 if let Err(e) = ctx.event_log.delete_topic(&topic).await {

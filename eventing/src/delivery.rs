@@ -97,7 +97,7 @@ pub enum Attempt {
 
 /// Sends an event somewhere and reports what came back.
 #[async_trait]
-pub trait Transport: Send + Sync {
+pub trait Transport: Send + Sync + std::fmt::Debug {
     async fn send(&self, url: &str, event: &CloudEvent, timeout: Duration) -> Attempt;
 }
 
@@ -229,6 +229,7 @@ mod tests {
     use super::*;
 
     /// Answers from a script, recording when each attempt was made.
+    #[derive(Debug)]
     struct Scripted {
         answers: Mutex<Vec<Attempt>>,
         seen: Mutex<Vec<(String, tokio::time::Instant, CloudEvent)>>,

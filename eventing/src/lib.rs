@@ -12,10 +12,12 @@ use async_trait::async_trait;
 pub mod cesql;
 pub mod cloudevent;
 pub mod delivery;
+pub mod dispatcher;
 pub mod filter;
 pub mod ingress;
 pub mod log;
 pub mod offsets;
+pub mod transport;
 use bytes::Bytes;
 
 /// One record in the CloudEvents Kafka binding's binary mode: `ce_` headers carry the

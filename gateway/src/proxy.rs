@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::header::HeaderValue;
-use http::uri::{PathAndQuery, Scheme, Uri};
+use http::uri::{PathAndQuery, Uri};
 use http::{Request, Response, Version};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Full};
@@ -127,7 +127,8 @@ impl Proxy {
                 .await
                 .map_err(|e| acquire_error(&e, &revision, timeout))?;
             let endpoint = permit.endpoint().clone();
-            *req.uri_mut() = upstream_uri(&endpoint.authority, &path);
+            // Origin form: the connection already says where; replicas route on the path.
+            *req.uri_mut() = Uri::from(path.clone());
             let mut sender = match timeout_at(deadline, self.pool.checkout(endpoint.addr)).await {
                 Err(_) => return Err(timed_out()),
                 Ok(Ok(s)) => s,
@@ -197,14 +198,6 @@ impl Proxy {
             ProxyBody::upstream(body, permit, checkout),
         ))
     }
-}
-
-fn upstream_uri(authority: &http::uri::Authority, path: &PathAndQuery) -> Uri {
-    let mut uri = http::uri::Parts::default();
-    uri.scheme = Some(Scheme::HTTP);
-    uri.authority = Some(authority.clone());
-    uri.path_and_query = Some(path.clone());
-    Uri::from_parts(uri).unwrap_or_default()
 }
 
 fn acquire_error(

@@ -29,7 +29,8 @@ async fn replica() -> SocketAddr {
             tokio::spawn(async move {
                 let service = service_fn(|req: Request<hyper::body::Incoming>| async move {
                     let path = req.uri().path().to_owned();
-                    let mut resp = Response::builder();
+                    let mut resp =
+                        Response::builder().header("x-request-target", req.uri().to_string());
                     for (name, value) in req.headers() {
                         resp = resp.header(format!("h-{name}"), value);
                     }
@@ -144,6 +145,8 @@ async fn hop_by_hop_headers_are_dropped_and_forwarded_headers_set() {
     .await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let lower = head.to_ascii_lowercase();
+    // Replicas get the origin form, as from any client.
+    assert!(lower.contains("x-request-target: /x\r\n"), "{head}");
     assert!(lower.contains("h-x-app: kept"));
     assert!(!lower.contains("h-x-secret"), "{head}");
     assert!(!lower.contains("h-keep-alive"), "{head}");

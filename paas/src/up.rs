@@ -9,8 +9,10 @@ use paas_controller::fleet::Fleet;
 use paas_controller::reconcile::Context;
 use paas_controller::rest::{self, ApiState};
 use paas_controller::store::SqliteStore;
+use paas_eventing::dispatcher::Dispatchers;
 use paas_eventing::ingress::BrokerIngress;
 use paas_eventing::log::{EmbeddedLog, Retention};
+use paas_eventing::transport::HttpTransport;
 use paas_gateway::{Gateway, RoutingTable};
 use paas_runtime::docker::DockerRuntime;
 use paas_runtime::process::ProcessRuntime;
@@ -102,7 +104,9 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path) -> Result<()> {
     let bound = gateway.clone().bind(http_addr, workers).with_context(|| {
         format!("cannot listen on {http_addr} for the gateway: is another `paas up` running? choose another with --http")
     })?;
+    let dispatchers = Dispatchers::new(event_log.clone(), Arc::new(HttpTransport::new()));
     let ctx = Arc::new(Context {
+        dispatchers,
         event_log: event_log.clone(),
         store: Arc::new(store),
         fleet: fleet.clone(),

@@ -231,3 +231,74 @@ fn a_broker_accepts_valid_cloudevents_and_says_what_is_wrong_with_the_rest() {
     let big = "x".repeat(2 << 20);
     assert_eq!(post("/default/default", &binary, &big).status, 413);
 }
+
+#[test]
+fn events_posted_to_a_broker_reach_the_triggers_subscriber_filtered() {
+    let p = Platform::start(RuntimeKind::Process);
+    let display = binary("event-display");
+    p.paas_ok(&["deploy", "display", "--cmd", display.to_str().unwrap()]);
+    let trigger = TRIGGER.replace("name: hello", "name: display");
+    let broker = write_manifest(&p.data_dir, "broker.yaml", BROKER);
+    let trigger = write_manifest(&p.data_dir, "trigger.yaml", &trigger);
+    p.paas_ok(&[
+        "apply",
+        "-f",
+        broker.to_str().unwrap(),
+        "-f",
+        trigger.to_str().unwrap(),
+    ]);
+    wait(&p, "trigger", "greetings", ready);
+
+    let host = format!("broker-ingress.localhost:{}", p.http_port);
+    for i in 0..20 {
+        let ty = if i % 2 == 0 {
+            "dev.paas.greeting"
+        } else {
+            "dev.paas.other"
+        };
+        let id = format!("e-{i}");
+        let headers = [
+            ("ce-specversion", "1.0"),
+            ("ce-id", id.as_str()),
+            ("ce-source", "/e2e"),
+            ("ce-type", ty),
+            ("content-type", "application/json"),
+        ];
+        let r = paas_e2e::http(
+            p.http_port,
+            &host,
+            "POST",
+            "/default/default",
+            &headers,
+            Some("{\"n\":1}"),
+        )
+        .unwrap();
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let events = loop {
+        let r = p.get("display", "/events");
+        let events: Vec<serde_json::Value> = serde_json::from_str(&r.body).unwrap_or_default();
+        if events.len() >= 10 || std::time::Instant::now() > deadline {
+            break events;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut ids: Vec<String> = events
+        .iter()
+        .map(|e| e["attributes"]["id"].as_str().unwrap_or("").to_owned())
+        .collect();
+    ids.sort();
+    let mut expected: Vec<String> = (0..20).step_by(2).map(|i| format!("e-{i}")).collect();
+    expected.sort();
+    assert_eq!(
+        ids,
+        expected,
+        "events: {events:?}\n--- paas up log ---\n{}",
+        p.log_text()
+    );
+    assert!(events
+        .iter()
+        .all(|e| e["attributes"]["type"] == "dev.paas.greeting"));
+    assert_eq!(events[0]["data"], "{\"n\":1}");
+}

@@ -43,6 +43,7 @@ pub struct Context {
     pub fleet: Arc<Fleet>,
     pub autoscaler: Arc<paas_autoscaler::Autoscaler>,
     pub event_log: Arc<dyn paas_eventing::EventLog>,
+    pub dispatchers: Arc<paas_eventing::dispatcher::Dispatchers>,
     pub table: Arc<RoutingTable>,
     /// The gateway's port, for the URLs in status.
     pub http_port: u16,

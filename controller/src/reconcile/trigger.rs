@@ -1,8 +1,13 @@
 //! Trigger → its broker, and its subscriber and dead-letter sink resolved to URLs.
 
+use std::sync::Arc;
+
 use paas_api::condition::ConditionStatus;
-use paas_api::eventing::{Broker, Trigger};
+use paas_api::eventing::{Broker, Trigger, DELIVERY_ORDER};
 use paas_api::Object;
+use paas_eventing::delivery::DeliveryPolicy;
+use paas_eventing::dispatcher::DispatchSpec;
+use paas_eventing::filter::Filter;
 
 use super::destination::resolve;
 use super::{Action, Context, Result};
@@ -68,12 +73,15 @@ pub async fn reconcile(trigger: &Trigger, ctx: &Context) -> Result<Action> {
     };
 
     // The trigger's own delivery, else its broker's.
-    let delivery = trigger
+    let delivery_spec = trigger
         .spec
         .delivery
         .clone()
         .or_else(|| broker.as_ref().and_then(|b| b.spec.delivery.clone()));
-    let dls_ok = match delivery.and_then(|d| d.dead_letter_sink) {
+    let dls_ok = match delivery_spec
+        .as_ref()
+        .and_then(|d| d.dead_letter_sink.clone())
+    {
         None => {
             status.dead_letter_sink_uri = None;
             status.conditions.set_true("DeadLetterSinkResolved", now);
@@ -99,10 +107,53 @@ pub async fn reconcile(trigger: &Trigger, ctx: &Context) -> Result<Action> {
         },
     };
 
+    // The dispatcher subscribes before the trigger says Ready, so that an event posted
+    // once it is ready is delivered.
+    let key = format!("{ns}/{}", trigger.name());
+    if broker_ready && subscriber_ok && dls_ok {
+        let spec = DispatchSpec {
+            topic: super::broker::topic(ns, &trigger.spec.broker),
+            group: format!("knative-trigger-{ns}-{}", trigger.name()),
+            filter: Arc::new(Filter::of_trigger(&trigger.spec).unwrap_or(Filter::Everything)),
+            subscriber: status.subscriber_uri.clone().unwrap_or_default(),
+            dead_letter: status.dead_letter_sink_uri.clone(),
+            policy: DeliveryPolicy::from_spec(delivery_spec.as_ref()),
+            ordered: trigger
+                .metadata
+                .annotations
+                .get(DELIVERY_ORDER)
+                .map(String::as_str)
+                == Some("ordered"),
+        };
+        match ctx.dispatchers.ensure(&key, spec).await {
+            Ok(()) => status.conditions.set_true("DispatcherReady", now),
+            Err(e) => {
+                let m = e.to_string();
+                status.conditions.set(
+                    "DispatcherReady",
+                    ConditionStatus::False,
+                    Some("DispatcherFailed"),
+                    Some(&m),
+                    now,
+                );
+            }
+        }
+    } else {
+        ctx.dispatchers.stop(&key);
+        status.conditions.set(
+            "DispatcherReady",
+            ConditionStatus::Unknown,
+            Some("NotReady"),
+            None,
+            now,
+        );
+    }
+
     let not_ready = [
         "BrokerReady",
         "SubscriberResolved",
         "DeadLetterSinkResolved",
+        "DispatcherReady",
     ]
     .into_iter()
     .find_map(|c| {

@@ -1,0 +1,171 @@
+//! The paas event-display sample: every request it receives is kept as an event (its
+//! `ce-` headers and body, binary mode as paas delivers); `GET /events` lists them as
+//! JSON, oldest first. Like Knative's event_display, but it remembers.
+
+use std::env;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+/// One received event: its attributes (from `ce-` headers) and its body.
+#[derive(Debug, Clone)]
+struct Received {
+    attributes: Vec<(String, String)>,
+    data: String,
+}
+
+type Store = Arc<Mutex<Vec<Received>>>;
+
+fn main() -> ExitCode {
+    let port = env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or(8080);
+    let listener = match TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("event-display: cannot listen on port {port}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("event-display: listening on port {port}");
+    let _ = io::stdout().flush();
+    let store: Store = Arc::default();
+    for stream in listener.incoming().flatten() {
+        let store = store.clone();
+        thread::spawn(move || {
+            let _ = serve(stream, &store);
+        });
+    }
+    ExitCode::SUCCESS
+}
+
+fn serve(stream: TcpStream, store: &Store) -> io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut writer = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or("").to_owned();
+        let path = parts.next().unwrap_or("/").to_owned();
+        let mut headers = Vec::new();
+        let mut length = 0usize;
+        let mut close = false;
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h)? == 0 {
+                return Ok(());
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = h.split_once(':') {
+                let name = name.trim().to_ascii_lowercase();
+                let value = value.trim().to_owned();
+                if name == "content-length" {
+                    length = value.parse().unwrap_or(0);
+                }
+                if name == "connection" && value.eq_ignore_ascii_case("close") {
+                    close = true;
+                }
+                headers.push((name, value));
+            }
+        }
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body)?;
+        let (status, response) = if method == "GET" && path == "/events" {
+            let events = store.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            ("200 OK", to_json(&events))
+        } else if method == "POST" {
+            let attributes = headers
+                .iter()
+                .filter_map(|(n, v)| n.strip_prefix("ce-").map(|a| (a.to_owned(), v.clone())))
+                .collect();
+            let event = Received {
+                attributes,
+                data: String::from_utf8_lossy(&body).into_owned(),
+            };
+            println!("event-display: {}", to_json(std::slice::from_ref(&event)));
+            let _ = io::stdout().flush();
+            store.lock().unwrap_or_else(|e| e.into_inner()).push(event);
+            ("202 Accepted", String::new())
+        } else {
+            (
+                "200 OK",
+                "event-display: POST events here, GET /events lists them\n".to_owned(),
+            )
+        };
+        let head = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            response.len()
+        );
+        writer.write_all(head.as_bytes())?;
+        writer.write_all(response.as_bytes())?;
+        writer.flush()?;
+        if close {
+            return Ok(());
+        }
+    }
+}
+
+fn to_json(events: &[Received]) -> String {
+    let items: Vec<String> = events
+        .iter()
+        .map(|e| {
+            let attrs: Vec<String> = e
+                .attributes
+                .iter()
+                .map(|(k, v)| format!("{}:{}", quote(k), quote(v)))
+                .collect();
+            format!(
+                "{{\"attributes\":{{{}}},\"data\":{}}}",
+                attrs.join(","),
+                quote(&e.data)
+            )
+        })
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
+/// A JSON string literal.
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_list_as_json() {
+        let e = Received {
+            attributes: vec![("id".into(), "1".into()), ("type".into(), "t\"x".into())],
+            data: "{\"a\":1}\n".into(),
+        };
+        assert_eq!(
+            to_json(&[e]),
+            r#"[{"attributes":{"id":"1","type":"t\"x"},"data":"{\"a\":1}\n"}]"#
+        );
+        assert_eq!(to_json(&[]), "[]");
+    }
+}
