@@ -47,6 +47,41 @@ pub(crate) enum Command {
     Delete(DeleteArgs),
     /// Print the logs of a service's replicas.
     Logs(LogsArgs),
+    /// Send CloudEvents to a broker.
+    #[command(subcommand)]
+    Event(EventCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum EventCommand {
+    /// Send one event to a broker, in binary mode, and report what it answered.
+    Send(EventSendArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EventSendArgs {
+    /// The broker to send to.
+    #[arg(long, default_value = "default")]
+    pub(crate) broker: String,
+    #[arg(short, long, default_value = paas_api::DEFAULT_NAMESPACE)]
+    pub(crate) namespace: String,
+    /// The event's type, e.g. dev.example.greeting.
+    #[arg(long = "type")]
+    pub(crate) ty: String,
+    /// The event's source, a URI-reference such as /cli.
+    #[arg(long, default_value = "/paas/cli")]
+    pub(crate) source: String,
+    /// The event's id [default: a new UUID].
+    #[arg(long)]
+    pub(crate) id: Option<String>,
+    #[arg(long)]
+    pub(crate) subject: Option<String>,
+    /// JSON data (sent with content type application/json).
+    #[arg(long)]
+    pub(crate) data: Option<String>,
+    /// Extension attribute NAME=VALUE, e.g. partitionkey=user-7. Repeatable.
+    #[arg(long = "ext", value_name = "NAME=VALUE")]
+    pub(crate) extensions: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

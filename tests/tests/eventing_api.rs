@@ -302,3 +302,81 @@ fn events_posted_to_a_broker_reach_the_triggers_subscriber_filtered() {
         .all(|e| e["attributes"]["type"] == "dev.paas.greeting"));
     assert_eq!(events[0]["data"], "{\"n\":1}");
 }
+
+#[test]
+fn paas_event_send_reaches_the_subscriber_and_reports_refusals() {
+    let p = Platform::start(RuntimeKind::Process);
+    let display = binary("event-display");
+    p.paas_ok(&["deploy", "display", "--cmd", display.to_str().unwrap()]);
+    let trigger = TRIGGER.replace("name: hello", "name: display");
+    let broker = write_manifest(&p.data_dir, "broker.yaml", BROKER);
+    let trigger = write_manifest(&p.data_dir, "trigger.yaml", &trigger);
+    p.paas_ok(&[
+        "apply",
+        "-f",
+        broker.to_str().unwrap(),
+        "-f",
+        trigger.to_str().unwrap(),
+    ]);
+    wait(&p, "trigger", "greetings", ready);
+
+    let out = p.paas_ok(&[
+        "event",
+        "send",
+        "--type",
+        "dev.paas.greeting",
+        "--id",
+        "cli-1",
+        "--data",
+        "{\"hi\":1}",
+        "--ext",
+        "partitionkey=user-7",
+    ]);
+    assert!(
+        out.contains("Event cli-1 sent to broker default/default"),
+        "{out}"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let events: Vec<serde_json::Value> =
+            serde_json::from_str(&p.get("display", "/events").body).unwrap_or_default();
+        if let Some(e) = events.first() {
+            assert_eq!(e["attributes"]["id"], "cli-1");
+            assert_eq!(e["attributes"]["partitionkey"], "user-7");
+            assert_eq!(e["data"], "{\"hi\":1}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the event did not arrive"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let out = p.paas(&[
+        "event",
+        "send",
+        "--type",
+        "dev.paas.greeting",
+        "--ext",
+        "Bad_Name=x",
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("Bad_Name") && err.contains("lower-case"),
+        "{err}"
+    );
+    // Invalid attribute values are refused by the broker, which says which.
+    let out = p.paas(&[
+        "event",
+        "send",
+        "--type",
+        "dev.paas.greeting",
+        "--source",
+        "not a uri ref",
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("400") && err.contains("source"), "{err}");
+}

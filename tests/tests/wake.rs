@@ -78,8 +78,11 @@ fn a_cold_start_starts_the_container_created_with_the_revision() {
         p.prepared_containers().len() == 1
     });
     let prepared = p.prepared_containers()[0].clone();
-    assert!(
-        p.containers().is_empty() || p.containers().iter().all(|c| docker_state(c) != "running")
+    // The drained replica stops a moment after the revision reports zero.
+    wait_until(
+        "the drained replica to stop",
+        Duration::from_secs(30),
+        || p.containers().iter().all(|c| docker_state(c) != "running"),
     );
 
     assert_eq!(p.get("hello", "/").body, "Hello World!\n");

@@ -4,6 +4,7 @@ mod apply;
 mod delete;
 mod deploy;
 mod describe;
+mod event;
 mod get;
 mod logs;
 
@@ -30,6 +31,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Describe(a) => describe::describe(&client, a).await,
         Command::Delete(a) => delete::delete(&client, a).await,
         Command::Logs(a) => logs::logs(&client, a).await,
+        Command::Event(crate::cli::EventCommand::Send(a)) => event::send(&client, a).await,
     }
 }
 
