@@ -220,3 +220,23 @@ async fn an_unknown_topic_is_an_error() {
     assert!(log.append("nope", vec![record(1)]).await.is_err());
     assert!(log.ensure_topic("../escape").await.is_err());
 }
+
+#[tokio::test]
+async fn a_new_groups_start_survives_a_crash_before_its_first_commit() {
+    let d = dir("register");
+    {
+        let log = EmbeddedLog::open(&d, Retention::default()).unwrap();
+        log.ensure_topic("t").await.unwrap();
+        log.append("t", (0..3).map(record).collect()).await.unwrap();
+        // Subscribed at the end (offset 3), then gone before any commit or flush.
+        drop(
+            log.subscribe("t", "g", InitialOffset::Latest)
+                .await
+                .unwrap(),
+        );
+        log.append("t", (3..6).map(record).collect()).await.unwrap();
+    }
+    let log = EmbeddedLog::open(&d, Retention::default()).unwrap();
+    let got = read(&log, "g", InitialOffset::Latest, 3).await;
+    assert_eq!(got.iter().map(|(o, _)| *o).collect::<Vec<_>>(), [3, 4, 5]);
+}

@@ -239,13 +239,17 @@ impl Topic {
             }
         };
         let mut buf = BytesMut::with_capacity(1 << 20);
+        let mut last_flush = std::time::Instant::now();
         loop {
+            // Offsets are saved on a clock, busy or idle: a crash re-delivers at most
+            // what was committed since.
+            if last_flush.elapsed() >= OFFSET_FLUSH {
+                self.flush_offsets();
+                last_flush = std::time::Instant::now();
+            }
             let first = match rx.recv_timeout(OFFSET_FLUSH) {
                 Ok(r) => r,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    self.flush_offsets();
-                    continue;
-                }
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     self.flush_offsets();
                     return;
@@ -371,6 +375,23 @@ impl Topic {
         lock(&self.groups).get(group).map(|(o, _)| *o)
     }
 
+    /// A group starts reading at `start`: saved at once, so that a crash before its
+    /// first commit resumes there rather than at the end of the log.
+    pub(crate) fn register(&self, group: &str, start: i64) {
+        let new = {
+            let mut groups = lock(&self.groups);
+            if groups.contains_key(group) {
+                false
+            } else {
+                groups.insert(group.to_owned(), (start, true));
+                true
+            }
+        };
+        if new {
+            self.flush_offsets();
+        }
+    }
+
     pub(crate) fn commit(&self, group: &str, next: i64) {
         let mut groups = lock(&self.groups);
         let entry = groups.entry(group.to_owned()).or_insert((next, true));
@@ -492,10 +513,14 @@ impl EventLog for EmbeddedLog {
         let t = self.topic(topic)?;
         let start = match t.committed(group) {
             Some(o) => o,
-            None => match initial {
-                InitialOffset::Earliest => t.earliest(),
-                InitialOffset::Latest => lock(&t.state).next_offset,
-            },
+            None => {
+                let start = match initial {
+                    InitialOffset::Earliest => t.earliest(),
+                    InitialOffset::Latest => lock(&t.state).next_offset,
+                };
+                t.register(group, start);
+                start
+            }
         };
         Ok(Box::new(EmbeddedSubscription::new(
             t,
