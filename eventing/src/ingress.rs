@@ -20,7 +20,7 @@ pub const DEFAULT_MAX_BYTES: usize = 1 << 20;
 pub struct BrokerIngress {
     log: Arc<dyn EventLog>,
     max_bytes: usize,
-    /// Events accepted (202) and requests refused, for /metrics.
+    /// Requests accepted (202) and refused, for /metrics.
     pub accepted: AtomicU64,
     pub refused: AtomicU64,
 }
@@ -126,6 +126,19 @@ impl BrokerIngress {
                 ))
             }
         }
+    }
+}
+
+impl BrokerIngress {
+    /// Prometheus text for the ingress's counters.
+    pub fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write;
+        let _ = writeln!(
+            out,
+            "# HELP paas_broker_ingress_requests_total Requests to broker ingresses, by outcome.\n# TYPE paas_broker_ingress_requests_total counter\npaas_broker_ingress_requests_total{{outcome=\"accepted\"}} {}\npaas_broker_ingress_requests_total{{outcome=\"refused\"}} {}",
+            self.accepted.load(Ordering::Relaxed),
+            self.refused.load(Ordering::Relaxed)
+        );
     }
 }
 

@@ -99,7 +99,7 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path) -> Result<()> {
     let event_log = EmbeddedLog::open(&data_dir.join("eventlog"), Retention::default())?;
     let ingress = Arc::new(BrokerIngress::new(event_log.clone()));
     let gateway = Gateway::new(table.clone(), autoscaler.clone())
-        .with_handler(INGRESS_HOST, Arc::new(IngressHandler(ingress)));
+        .with_handler(INGRESS_HOST, Arc::new(IngressHandler(ingress.clone())));
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let bound = gateway.clone().bind(http_addr, workers).with_context(|| {
         format!("cannot listen on {http_addr} for the gateway: is another `paas up` running? choose another with --http")
@@ -127,6 +127,7 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path) -> Result<()> {
                 ctx,
                 token: token.into(),
                 gateway,
+                ingress,
             },
         )),
     ];

@@ -230,6 +230,32 @@ fn a_broker_accepts_valid_cloudevents_and_says_what_is_wrong_with_the_rest() {
     assert!(r.body.contains("default/nope"), "{}", r.body);
     let big = "x".repeat(2 << 20);
     assert_eq!(post("/default/default", &binary, &big).status, 413);
+
+    let token = std::fs::read_to_string(p.data_dir.join("token")).unwrap();
+    let auth = format!("Bearer {}", token.trim());
+    let metrics = paas_e2e::http(
+        p.api_port,
+        "127.0.0.1",
+        "GET",
+        "/metrics",
+        &[("Authorization", &auth)],
+        None,
+    )
+    .unwrap();
+    assert!(
+        metrics
+            .body
+            .contains("paas_broker_ingress_requests_total{outcome=\"accepted\"} 2"),
+        "{}",
+        metrics.body
+    );
+    assert!(
+        metrics
+            .body
+            .contains("paas_broker_ingress_requests_total{outcome=\"refused\"} 4"),
+        "{}",
+        metrics.body
+    );
 }
 
 #[test]

@@ -49,6 +49,7 @@ pub struct ApiState {
     pub ctx: Arc<Context>,
     pub token: Arc<str>,
     pub gateway: Gateway,
+    pub ingress: Arc<paas_eventing::ingress::BrokerIngress>,
 }
 
 pub async fn serve(listener: TcpListener, state: ApiState) {
@@ -107,6 +108,7 @@ async fn route(
         let mut out = String::new();
         state.gateway.render_metrics(&mut out);
         state.ctx.autoscaler.render_metrics(&mut out);
+        state.ingress.render_metrics(&mut out);
         return Ok(text(StatusCode::OK, out));
     }
     let query = req.uri().query().unwrap_or("").to_owned();
