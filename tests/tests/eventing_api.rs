@@ -406,3 +406,57 @@ fn paas_event_send_reaches_the_subscriber_and_reports_refusals() {
     let err = stderr(&out);
     assert!(err.contains("400") && err.contains("source"), "{err}");
 }
+
+#[test]
+fn an_event_wakes_a_subscriber_scaled_to_zero() {
+    let p = Platform::start_with(
+        RuntimeKind::Process,
+        &[
+            "--stable-window",
+            "6s",
+            "--scale-to-zero-grace-period",
+            "0s",
+        ],
+    );
+    let display = binary("event-display");
+    p.paas_ok(&["deploy", "display", "--cmd", display.to_str().unwrap()]);
+    let trigger = TRIGGER.replace("name: hello", "name: display");
+    let broker = write_manifest(&p.data_dir, "broker.yaml", BROKER);
+    let trigger = write_manifest(&p.data_dir, "trigger.yaml", &trigger);
+    p.paas_ok(&[
+        "apply",
+        "-f",
+        broker.to_str().unwrap(),
+        "-f",
+        trigger.to_str().unwrap(),
+    ]);
+    wait(&p, "trigger", "greetings", ready);
+    p.wait_revision(
+        "display-00001",
+        Duration::from_secs(40),
+        "scale to zero",
+        |r| r["status"]["actualReplicas"] == 0 && r["status"]["desiredReplicas"] == 0,
+    );
+
+    p.paas_ok(&[
+        "event",
+        "send",
+        "--type",
+        "dev.paas.greeting",
+        "--id",
+        "wake-1",
+    ]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let events: Vec<serde_json::Value> =
+            serde_json::from_str(&p.get("display", "/events").body).unwrap_or_default();
+        if events.iter().any(|e| e["attributes"]["id"] == "wake-1") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the event did not wake the subscriber"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
