@@ -572,15 +572,7 @@ impl Fleet {
         timeout: Duration,
     ) {
         let started = Instant::now();
-        if let Some(ep) = endpoint {
-            // A request may have picked the endpoint just before it left the ready set.
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            while ep.in_flight.load(std::sync::atomic::Ordering::Acquire) > 0
-                && started.elapsed() < timeout
-            {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
+        wait_drained(endpoint, timeout).await;
         tracing::info!(replica = %paas_runtime::short(&id), drained_ms = started.elapsed().as_millis() as u64, "replica drained; stopping it");
         if let Err(e) = self.runtime.stop(&id, STOP_GRACE).await {
             tracing::warn!(replica = %paas_runtime::short(&id), error = %e, "stopping a replica failed");
@@ -596,15 +588,7 @@ impl Fleet {
         endpoint: Option<Arc<paas_gateway::Endpoint>>,
         timeout: Duration,
     ) {
-        let started = Instant::now();
-        if let Some(ep) = endpoint {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            while ep.in_flight.load(std::sync::atomic::Ordering::Acquire) > 0
-                && started.elapsed() < timeout
-            {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
+        wait_drained(endpoint, timeout).await;
         let still_idle = lock(&self.state).values().any(|s| {
             s.replicas
                 .iter()
@@ -738,6 +722,18 @@ impl Fleet {
                 let _ = self.changes.send(d.key.clone());
             }
         }
+    }
+}
+
+/// Wait until a replica out of the ready set has no request in flight, at most `timeout`.
+async fn wait_drained(endpoint: Option<Arc<paas_gateway::Endpoint>>, timeout: Duration) {
+    let Some(ep) = endpoint else { return };
+    let started = Instant::now();
+    // A request may have picked the endpoint just before it left the ready set.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    while ep.in_flight.load(std::sync::atomic::Ordering::Acquire) > 0 && started.elapsed() < timeout
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -5,7 +5,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::StatusCode;
 
-use crate::route_table::RoutingTable;
+use crate::route_table::{Capacity, RoutingTable};
+
+/// A per-revision metric's name, type, help and how to read it.
+type RevisionSeries = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&Capacity) -> u64,
+);
 
 #[derive(Debug, Default)]
 pub struct GatewayMetrics {
@@ -35,40 +43,43 @@ impl GatewayMetrics {
         }
         let mut revisions = table.revisions();
         revisions.sort_by(|a, b| a.key.cmp(&b.key));
-        out.push_str("# HELP paas_revision_requests_total Requests forwarded to a revision.\n");
-        out.push_str("# TYPE paas_revision_requests_total counter\n");
-        for r in &revisions {
-            let _ = writeln!(
-                out,
-                "paas_revision_requests_total{{namespace=\"{}\",revision=\"{}\"}} {}",
-                r.key.namespace,
-                r.key.name,
-                r.requests.load(Ordering::Relaxed)
-            );
-        }
-        out.push_str("# HELP paas_revision_in_flight Requests a revision is serving now.\n");
-        out.push_str("# TYPE paas_revision_in_flight gauge\n");
-        for r in &revisions {
-            let _ = writeln!(
-                out,
-                "paas_revision_in_flight{{namespace=\"{}\",revision=\"{}\"}} {}",
-                r.key.namespace,
-                r.key.name,
-                r.in_flight.load(Ordering::Relaxed)
-            );
-        }
-        out.push_str(
-            "# HELP paas_revision_ready_replicas Replicas of a revision that pass readiness.\n",
-        );
-        out.push_str("# TYPE paas_revision_ready_replicas gauge\n");
-        for r in &revisions {
-            let _ = writeln!(
-                out,
-                "paas_revision_ready_replicas{{namespace=\"{}\",revision=\"{}\"}} {}",
-                r.key.namespace,
-                r.key.name,
-                r.ready().len()
-            );
+        let series: [RevisionSeries; 4] = [
+            (
+                "paas_revision_requests_total",
+                "counter",
+                "Requests that arrived for a revision.",
+                |c| c.requests.load(Ordering::Relaxed),
+            ),
+            (
+                "paas_revision_in_flight",
+                "gauge",
+                "Requests a revision is serving now.",
+                |c| c.in_flight.load(Ordering::Relaxed) as u64,
+            ),
+            (
+                "paas_revision_waiting",
+                "gauge",
+                "Requests waiting for a replica of a revision.",
+                |c| c.waiting.load(Ordering::Relaxed) as u64,
+            ),
+            (
+                "paas_revision_ready_replicas",
+                "gauge",
+                "Replicas of a revision that pass readiness.",
+                |c| c.ready().len() as u64,
+            ),
+        ];
+        for (name, kind, help, value) in series {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for r in &revisions {
+                let _ = writeln!(
+                    out,
+                    "{name}{{namespace=\"{}\",revision=\"{}\"}} {}",
+                    r.key.namespace,
+                    r.key.name,
+                    value(r)
+                );
+            }
         }
     }
 }

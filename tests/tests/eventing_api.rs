@@ -53,6 +53,23 @@ fn wait(
     }
 }
 
+/// The event-display sample as the `greetings` trigger's subscriber on the default broker.
+fn display_behind_trigger(p: &Platform) {
+    let display = binary("event-display");
+    p.paas_ok(&["deploy", "display", "--cmd", display.to_str().unwrap()]);
+    let trigger = TRIGGER.replace("name: hello", "name: display");
+    let broker = write_manifest(&p.data_dir, "broker.yaml", BROKER);
+    let trigger = write_manifest(&p.data_dir, "trigger.yaml", &trigger);
+    p.paas_ok(&[
+        "apply",
+        "-f",
+        broker.to_str().unwrap(),
+        "-f",
+        trigger.to_str().unwrap(),
+    ]);
+    wait(p, "trigger", "greetings", ready);
+}
+
 fn ready(o: &serde_json::Value) -> bool {
     o["status"]["conditions"].as_array().is_some_and(|cs| {
         cs.iter()
@@ -261,19 +278,7 @@ fn a_broker_accepts_valid_cloudevents_and_says_what_is_wrong_with_the_rest() {
 #[test]
 fn events_posted_to_a_broker_reach_the_triggers_subscriber_filtered() {
     let p = Platform::start(RuntimeKind::Process);
-    let display = binary("event-display");
-    p.paas_ok(&["deploy", "display", "--cmd", display.to_str().unwrap()]);
-    let trigger = TRIGGER.replace("name: hello", "name: display");
-    let broker = write_manifest(&p.data_dir, "broker.yaml", BROKER);
-    let trigger = write_manifest(&p.data_dir, "trigger.yaml", &trigger);
-    p.paas_ok(&[
-        "apply",
-        "-f",
-        broker.to_str().unwrap(),
-        "-f",
-        trigger.to_str().unwrap(),
-    ]);
-    wait(&p, "trigger", "greetings", ready);
+    display_behind_trigger(&p);
 
     let host = format!("broker-ingress.localhost:{}", p.http_port);
     for i in 0..20 {
@@ -332,19 +337,7 @@ fn events_posted_to_a_broker_reach_the_triggers_subscriber_filtered() {
 #[test]
 fn paas_event_send_reaches_the_subscriber_and_reports_refusals() {
     let p = Platform::start(RuntimeKind::Process);
-    let display = binary("event-display");
-    p.paas_ok(&["deploy", "display", "--cmd", display.to_str().unwrap()]);
-    let trigger = TRIGGER.replace("name: hello", "name: display");
-    let broker = write_manifest(&p.data_dir, "broker.yaml", BROKER);
-    let trigger = write_manifest(&p.data_dir, "trigger.yaml", &trigger);
-    p.paas_ok(&[
-        "apply",
-        "-f",
-        broker.to_str().unwrap(),
-        "-f",
-        trigger.to_str().unwrap(),
-    ]);
-    wait(&p, "trigger", "greetings", ready);
+    display_behind_trigger(&p);
 
     let out = p.paas_ok(&[
         "event",
@@ -418,19 +411,7 @@ fn an_event_wakes_a_subscriber_scaled_to_zero() {
             "0s",
         ],
     );
-    let display = binary("event-display");
-    p.paas_ok(&["deploy", "display", "--cmd", display.to_str().unwrap()]);
-    let trigger = TRIGGER.replace("name: hello", "name: display");
-    let broker = write_manifest(&p.data_dir, "broker.yaml", BROKER);
-    let trigger = write_manifest(&p.data_dir, "trigger.yaml", &trigger);
-    p.paas_ok(&[
-        "apply",
-        "-f",
-        broker.to_str().unwrap(),
-        "-f",
-        trigger.to_str().unwrap(),
-    ]);
-    wait(&p, "trigger", "greetings", ready);
+    display_behind_trigger(&p);
     p.wait_revision(
         "display-00001",
         Duration::from_secs(40),

@@ -88,7 +88,9 @@ fn scale_cycle(kind: RuntimeKind) {
     assert!(
         metrics.body.contains(
             "paas_autoscaler_desired_replicas{namespace=\"default\",revision=\"slow-00001\"}"
-        ),
+        ) && metrics
+            .body
+            .contains("paas_revision_waiting{namespace=\"default\",revision=\"slow-00001\"}"),
         "{}",
         metrics.body
     );

@@ -10,7 +10,7 @@
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use paas_api::eventing::{Broker, Trigger, EVENTING_API_VERSION};
 use paas_api::eventing_validation::{validate_broker, validate_trigger};
@@ -18,7 +18,7 @@ use paas_api::validation::Report;
 use paas_api::Object;
 use serde_json::json;
 
-use super::{json_response, ApiError, ApiState, MAX_BODY};
+use super::{json_response, read_object, to_json, ApiError, ApiState};
 use crate::store::StoreExt;
 
 /// What the API needs to know of a writable eventing kind.
@@ -105,13 +105,6 @@ pub(super) async fn route(
     }
 }
 
-fn to_json<T: Object>(o: &T) -> serde_json::Value {
-    let mut v = serde_json::to_value(o).unwrap_or_default();
-    v["apiVersion"] = T::API_VERSION.into();
-    v["kind"] = T::KIND.into();
-    v
-}
-
 async fn list<T: Object>(
     state: &ApiState,
     ns: Option<&str>,
@@ -150,34 +143,7 @@ async fn read<T: Writable>(
     ns: &str,
     name: Option<&str>,
 ) -> Result<T, ApiError> {
-    let body = Limited::new(req.into_body(), MAX_BODY)
-        .collect()
-        .await
-        .map_err(|e| ApiError::BadRequest(format!("reading the body: {e}")))?
-        .to_bytes();
-    let de = &mut serde_json::Deserializer::from_slice(&body);
-    let mut o: T = serde_path_to_error::deserialize(de)
-        .map_err(|e| ApiError::BadRequest(format!("{}: {}", e.path(), e.inner())))?;
-    let meta = o.meta_mut();
-    match meta.namespace.as_deref() {
-        None => meta.namespace = Some(ns.to_owned()),
-        Some(n) if n != ns => {
-            return Err(ApiError::BadRequest(format!(
-                "metadata.namespace {n:?} does not match the namespace in the path {ns:?}"
-            )))
-        }
-        _ => {}
-    }
-    if let Some(name) = name {
-        if meta.name.is_empty() {
-            meta.name = name.to_owned();
-        } else if meta.name != name {
-            return Err(ApiError::BadRequest(format!(
-                "metadata.name {:?} does not match the name in the path {name:?}",
-                meta.name
-            )));
-        }
-    }
+    let mut o: T = read_object(req, ns, name).await?;
     o.set_type();
     o.clear_status();
     Ok(o)

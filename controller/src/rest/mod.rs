@@ -221,7 +221,7 @@ pub(crate) fn json_response(
     resp
 }
 
-fn to_json<T: Object>(o: &T) -> serde_json::Value {
+pub(crate) fn to_json<T: Object>(o: &T) -> serde_json::Value {
     let mut v = serde_json::to_value(o).unwrap_or_default();
     v["apiVersion"] = T::API_VERSION.into();
     v["kind"] = T::KIND.into();
@@ -302,16 +302,31 @@ async fn read_service(
     ns: &str,
     name: Option<&str>,
 ) -> Result<Service, ApiError> {
+    let mut svc: Service = read_object(req, ns, name).await?;
+    svc.api_version = SERVING_API_VERSION.into();
+    svc.kind = "Service".into();
+    svc.status = Default::default();
+    Ok(svc)
+}
+
+/// Parse a request body as `T` (unknown fields name their path) and place it in the
+/// namespace and under the name the path gives, refusing a body that says otherwise.
+pub(crate) async fn read_object<T: Object>(
+    req: Request<Incoming>,
+    ns: &str,
+    name: Option<&str>,
+) -> Result<T, ApiError> {
     let body = Limited::new(req.into_body(), MAX_BODY)
         .collect()
         .await
         .map_err(|e| ApiError::BadRequest(format!("reading the body: {e}")))?
         .to_bytes();
     let de = &mut serde_json::Deserializer::from_slice(&body);
-    let mut svc: Service = serde_path_to_error::deserialize(de)
+    let mut o: T = serde_path_to_error::deserialize(de)
         .map_err(|e| ApiError::BadRequest(format!("{}: {}", e.path(), e.inner())))?;
-    match svc.metadata.namespace.as_deref() {
-        None => svc.metadata.namespace = Some(ns.to_owned()),
+    let meta = o.meta_mut();
+    match meta.namespace.as_deref() {
+        None => meta.namespace = Some(ns.to_owned()),
         Some(n) if n != ns => {
             return Err(ApiError::BadRequest(format!(
                 "metadata.namespace {n:?} does not match the namespace in the path {ns:?}"
@@ -320,19 +335,16 @@ async fn read_service(
         _ => {}
     }
     if let Some(name) = name {
-        if svc.metadata.name.is_empty() {
-            svc.metadata.name = name.to_owned();
-        } else if svc.metadata.name != name {
+        if meta.name.is_empty() {
+            meta.name = name.to_owned();
+        } else if meta.name != name {
             return Err(ApiError::BadRequest(format!(
                 "metadata.name {:?} does not match the name in the path {name:?}",
-                svc.metadata.name
+                meta.name
             )));
         }
     }
-    svc.api_version = SERVING_API_VERSION.into();
-    svc.kind = "Service".into();
-    svc.status = Default::default();
-    Ok(svc)
+    Ok(o)
 }
 
 /// Rules that need the running platform: the runtime must be able to run the container.
