@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Set up everything the tests need (Docker Engine, sample images) and run every test:
+# Set up everything the tests need (Docker Engine, a Kafka-protocol broker, sample
+# images) and run every test:
 # formatting, lints, unit, integration and end-to-end tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/docker.sh
+# tansu, the Kafka-protocol broker the Kafka tests start (one per test binary).
+bash scripts/kafka.sh
 bash samples/build.sh
 
 cargo fmt --all --check

@@ -110,7 +110,7 @@ impl BrokerIngress {
             .to_bytes();
         let events = from_http(&parts_.headers, body)
             .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
-        let topic = format!("knative-broker-{namespace}-{broker}");
+        let topic = crate::broker_topic(namespace, broker);
         let records = events.iter().map(kafka_binding::to_record).collect();
         match self.log.append(&topic, records).await {
             Ok(_) => Ok(answer(StatusCode::ACCEPTED, "")),

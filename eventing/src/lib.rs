@@ -20,6 +20,11 @@ pub mod offsets;
 pub mod transport;
 use bytes::Bytes;
 
+/// The event log topic of a broker, named as Knative's Kafka broker names it.
+pub fn broker_topic(namespace: &str, broker: &str) -> String {
+    format!("knative-broker-{namespace}-{broker}")
+}
+
 /// One record in the CloudEvents Kafka binding's binary mode: `ce_` headers carry the
 /// attributes, the value carries the data, `partitionkey` becomes the key.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -79,6 +84,9 @@ pub trait EventLog: Send + Sync + fmt::Debug + 'static {
         group: &str,
         initial: InitialOffset,
     ) -> Result<Box<dyn Subscription>, LogError>;
+
+    /// Save whatever is buffered (committed offsets) before the process exits.
+    fn flush(&self) {}
 }
 
 /// One group member's view of a topic.

@@ -27,6 +27,11 @@ impl OffsetTracker {
         self.highest = Some(self.highest.map_or(offset, |h| h.max(offset)));
     }
 
+    /// The highest offset handed out so far.
+    pub fn highest(&self) -> Option<i64> {
+        self.highest
+    }
+
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
     }

@@ -1,7 +1,10 @@
-//! Dispatching from the embedded log to real HTTP subscribers: filtering, retries,
-//! dead letters, replies, and nothing lost.
+//! The dispatcher suite, run on both event log backends (the embedded log, and Kafka
+//! through a real tansu broker): filtering, retries, dead letters, replies, ordering,
+//! and nothing lost. Subscribers are real HTTP servers on 127.0.0.1.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -16,13 +19,12 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use paas_api::eventing::{TriggerFilter, TriggerSpec};
-use paas_eventing::cloudevent::{from_http, kafka_binding, CloudEvent};
+use paas_eventing::cloudevent::{from_http, kafka_binding, CloudEvent, ExtensionValue};
 use paas_eventing::delivery::DeliveryPolicy;
 use paas_eventing::dispatcher::{DispatchSpec, Dispatchers};
 use paas_eventing::filter::Filter;
-use paas_eventing::log::{EmbeddedLog, Retention};
 use paas_eventing::transport::HttpTransport;
-use paas_eventing::EventLog;
+use support::{fresh_log, Backend};
 use tokio::net::TcpListener;
 
 /// What a subscriber does with the n-th request it gets.
@@ -71,19 +73,16 @@ fn status(s: u16) -> Response<Full<Bytes>> {
     r
 }
 
-async fn log(name: &str) -> Arc<EmbeddedLog> {
-    let dir = std::env::temp_dir().join(format!("paas-dispatch-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let log = EmbeddedLog::open(&dir, Retention::default()).unwrap();
-    log.ensure_topic("broker").await.unwrap();
-    log
-}
-
 fn event(i: usize, ty: &str) -> CloudEvent {
     CloudEvent::new(format!("e-{i}"), "/tests", ty)
 }
 
-fn spec(subscriber: SocketAddr, ty: Option<&str>, dead_letter: Option<SocketAddr>) -> DispatchSpec {
+fn spec(
+    topic: &str,
+    subscriber: SocketAddr,
+    ty: Option<&str>,
+    dead_letter: Option<SocketAddr>,
+) -> DispatchSpec {
     let trigger = TriggerSpec {
         filter: ty.map(|t| TriggerFilter {
             attributes: [("type".to_owned(), t.to_owned())].into(),
@@ -91,7 +90,7 @@ fn spec(subscriber: SocketAddr, ty: Option<&str>, dead_letter: Option<SocketAddr
         ..TriggerSpec::default()
     };
     DispatchSpec {
-        topic: "broker".into(),
+        topic: topic.to_owned(),
         group: format!("g-{subscriber}"),
         filter: Arc::new(Filter::of_trigger(&trigger).unwrap()),
         subscriber: format!("http://{subscriber}/"),
@@ -118,21 +117,22 @@ async fn wait_for(seen: &Seen, n: usize) {
     );
 }
 
-#[tokio::test]
-async fn with_a_flaky_subscriber_every_matching_event_is_delivered_or_dead_lettered() {
-    let log = log("flaky").await;
+async fn with_a_flaky_subscriber_every_matching_event_is_delivered_or_dead_lettered(
+    backend: Backend,
+) {
+    let (log, topic) = fresh_log(backend, "flaky").await;
     // Half of all requests fail with 500; some events fail all their attempts.
     let (addr, seen) =
         subscriber(Arc::new(|n, _| status(if n % 2 == 0 { 500 } else { 202 }))).await;
     let (dls, dead) = subscriber(Arc::new(|_, _| status(200))).await;
     let dispatchers = Dispatchers::new(log.clone(), Arc::new(HttpTransport::new()));
-    let mut s = spec(addr, Some("wanted"), Some(dls));
+    let mut s = spec(&topic, addr, Some("wanted"), Some(dls));
     s.policy.retry = 3;
     dispatchers.ensure("t1", s).await.unwrap();
     let records = (0..200)
         .map(|i| kafka_binding::to_record(&event(i, if i % 4 == 0 { "other" } else { "wanted" })))
         .collect();
-    log.append("broker", records).await.unwrap();
+    log.append(&topic, records).await.unwrap();
     let expected: HashSet<String> = (0..200)
         .filter(|i| i % 4 != 0)
         .map(|i| format!("e-{i}"))
@@ -165,17 +165,16 @@ async fn with_a_flaky_subscriber_every_matching_event_is_delivered_or_dead_lette
     assert!(seen.0.lock().unwrap().iter().all(|e| e.ty == "wanted"));
 }
 
-#[tokio::test]
-async fn a_refused_event_goes_to_the_dead_letter_sink_with_why() {
-    let log = log("dls").await;
+async fn a_refused_event_goes_to_the_dead_letter_sink_with_why(backend: Backend) {
+    let (log, topic) = fresh_log(backend, "dls").await;
     let (sub, _) = subscriber(Arc::new(|_, _| status(400))).await;
     let (dls, dead) = subscriber(Arc::new(|_, _| status(200))).await;
     let dispatchers = Dispatchers::new(log.clone(), Arc::new(HttpTransport::new()));
     dispatchers
-        .ensure("t1", spec(sub, None, Some(dls)))
+        .ensure("t1", spec(&topic, sub, None, Some(dls)))
         .await
         .unwrap();
-    log.append("broker", vec![kafka_binding::to_record(&event(1, "x"))])
+    log.append(&topic, vec![kafka_binding::to_record(&event(1, "x"))])
         .await
         .unwrap();
     wait_for(&dead, 1).await;
@@ -188,9 +187,8 @@ async fn a_refused_event_goes_to_the_dead_letter_sink_with_why() {
     );
 }
 
-#[tokio::test]
-async fn a_reply_reenters_the_broker_and_reaches_another_trigger() {
-    let log = log("reply").await;
+async fn a_reply_reenters_the_broker_and_reaches_another_trigger(backend: Backend) {
+    let (log, topic) = fresh_log(backend, "reply").await;
     // The first subscriber answers each "order" with a "receipt" event.
     let (first, _) = subscriber(Arc::new(|_, e: &CloudEvent| {
         let mut r = Response::new(Full::new(Bytes::from_static(b"{\"ok\":true}")));
@@ -206,16 +204,165 @@ async fn a_reply_reenters_the_broker_and_reaches_another_trigger() {
     let (second, receipts) = subscriber(Arc::new(|_, _| status(202))).await;
     let dispatchers = Dispatchers::new(log.clone(), Arc::new(HttpTransport::new()));
     dispatchers
-        .ensure("orders", spec(first, Some("order"), None))
+        .ensure("orders", spec(&topic, first, Some("order"), None))
         .await
         .unwrap();
     dispatchers
-        .ensure("receipts", spec(second, Some("receipt"), None))
+        .ensure("receipts", spec(&topic, second, Some("receipt"), None))
         .await
         .unwrap();
-    log.append("broker", vec![kafka_binding::to_record(&event(7, "order"))])
+    log.append(&topic, vec![kafka_binding::to_record(&event(7, "order"))])
         .await
         .unwrap();
     wait_for(&receipts, 1).await;
     assert_eq!(receipts.0.lock().unwrap()[0].id, "receipt-e-7");
 }
+
+async fn ordered_delivery_keeps_each_partition_keys_order_through_retries(backend: Backend) {
+    let (log, topic) = fresh_log(backend, "ordered").await;
+    // Every third request fails, and answers take a little while, so that unordered
+    // delivery would overtake.
+    let (addr, seen) = subscriber(Arc::new(|n, _| {
+        std::thread::sleep(Duration::from_micros(300 * (n % 4) as u64));
+        status(if n % 3 == 0 { 503 } else { 200 })
+    }))
+    .await;
+    let dispatchers = Dispatchers::new(log.clone(), Arc::new(HttpTransport::new()));
+    let mut s = spec(&topic, addr, None, None);
+    s.ordered = true;
+    s.policy.retry = 10;
+    s.policy.delay = Duration::from_millis(1);
+    dispatchers.ensure("ordered", s).await.unwrap();
+    let keys = 4;
+    let per_key = 60;
+    let records = (0..keys * per_key)
+        .map(|i| {
+            let mut e = event(i, "t");
+            e.extensions.insert(
+                "partitionkey".into(),
+                ExtensionValue::String(format!("k{}", i % keys)),
+            );
+            kafka_binding::to_record(&e)
+        })
+        .collect();
+    log.append(&topic, records).await.unwrap();
+    wait_for(&seen, keys * per_key).await;
+    let seen = seen.0.lock().unwrap();
+    for k in 0..keys {
+        let order: Vec<usize> = seen
+            .iter()
+            .filter(|e| e.attribute("partitionkey") == Some(format!("k{k}")))
+            .map(|e| e.id[2..].parse().unwrap())
+            .collect();
+        let expected: Vec<usize> = (0..keys * per_key).filter(|i| i % keys == k).collect();
+        assert_eq!(order, expected, "key k{k} arrived out of order");
+    }
+}
+
+async fn the_triggers_counters_add_up(backend: Backend) {
+    let (log, topic) = fresh_log(backend, "counters").await;
+    let (addr, seen) =
+        subscriber(Arc::new(|n, _| status(if n % 2 == 0 { 500 } else { 200 }))).await;
+    let (dls, dead) = subscriber(Arc::new(|_, _| status(200))).await;
+    let dispatchers = Dispatchers::new(log.clone(), Arc::new(HttpTransport::new()));
+    let mut s = spec(&topic, addr, Some("wanted"), Some(dls));
+    s.policy.retry = 1;
+    dispatchers.ensure("ns/counted", s).await.unwrap();
+    let records = (0..100)
+        .map(|i| kafka_binding::to_record(&event(i, if i % 5 == 0 { "other" } else { "wanted" })))
+        .collect();
+    log.append(&topic, records).await.unwrap();
+    let m = dispatchers.metrics("ns/counted").unwrap();
+    let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    for _ in 0..500 {
+        if get(&m.delivered) + get(&m.dead_lettered) >= 80 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(get(&m.received), 100);
+    assert_eq!(get(&m.filtered), 20);
+    assert_eq!(get(&m.delivered), seen.0.lock().unwrap().len() as u64);
+    assert_eq!(get(&m.dead_lettered), dead.0.lock().unwrap().len() as u64);
+    assert_eq!(get(&m.delivered) + get(&m.dead_lettered), 80);
+    assert_eq!(get(&m.dropped), 0);
+    let mut text = String::new();
+    dispatchers.render_metrics(&mut text);
+    assert!(
+        text.contains("paas_trigger_events_total{trigger=\"ns/counted\",outcome=\"filtered\"} 20"),
+        "{text}"
+    );
+}
+
+async fn a_restarted_dispatcher_resumes_where_it_left_off(backend: Backend) {
+    let (log, topic) = fresh_log(backend, "restart").await;
+    let (addr, seen) = subscriber(Arc::new(|_, _| {
+        std::thread::sleep(Duration::from_millis(1));
+        status(200)
+    }))
+    .await;
+    let first = Dispatchers::new(log.clone(), Arc::new(HttpTransport::new()));
+    first
+        .ensure("t", spec(&topic, addr, None, None))
+        .await
+        .unwrap();
+    log.append(
+        &topic,
+        (0..300)
+            .map(|i| kafka_binding::to_record(&event(i, "t")))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    wait_for(&seen, 50).await;
+    // Stopped mid-stream, as a crash or an update of the trigger would.
+    first.stop("t");
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = Dispatchers::new(log.clone(), Arc::new(HttpTransport::new()));
+    second
+        .ensure("t", spec(&topic, addr, None, None))
+        .await
+        .unwrap();
+    log.append(
+        &topic,
+        (300..320)
+            .map(|i| kafka_binding::to_record(&event(i, "t")))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    let expected: HashSet<String> = (0..320).map(|i| format!("e-{i}")).collect();
+    for _ in 0..1500 {
+        let got: HashSet<String> = seen
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| e.id.clone())
+            .collect();
+        if got == expected {
+            let total = seen.0.lock().unwrap().len();
+            println!("320 events, {} delivered twice", total - 320);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let got: HashSet<String> = seen
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| e.id.clone())
+        .collect();
+    panic!("lost: {:?}", expected.difference(&got).collect::<Vec<_>>());
+}
+
+on_both_backends!(
+    with_a_flaky_subscriber_every_matching_event_is_delivered_or_dead_lettered,
+    a_refused_event_goes_to_the_dead_letter_sink_with_why,
+    a_reply_reenters_the_broker_and_reaches_another_trigger,
+    ordered_delivery_keeps_each_partition_keys_order_through_retries,
+    the_triggers_counters_add_up,
+    a_restarted_dispatcher_resumes_where_it_left_off,
+);

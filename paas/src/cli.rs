@@ -106,6 +106,16 @@ pub(crate) struct UpArgs {
     /// Docker Engine socket.
     #[arg(long, env = "DOCKER_SOCKET", default_value = paas_runtime::docker::DEFAULT_SOCKET)]
     pub(crate) docker_socket: PathBuf,
+    /// Keep broker events in this Kafka cluster (HOST:PORT[,HOST:PORT...]) instead of
+    /// the embedded log in the data directory.
+    #[arg(long, env = "PAAS_KAFKA", value_name = "HOST:PORT")]
+    pub(crate) kafka: Option<String>,
+    /// Kafka: partitions of each new broker topic (Knative's default).
+    #[arg(long, env = "PAAS_KAFKA_PARTITIONS", default_value_t = 10, value_parser = clap::value_parser!(i32).range(1..=1000))]
+    pub(crate) kafka_partitions: i32,
+    /// Kafka: replication factor of each new broker topic.
+    #[arg(long, env = "PAAS_KAFKA_REPLICATION_FACTOR", default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=32))]
+    pub(crate) kafka_replication_factor: i32,
     /// Autoscaler: the stable window over which load is averaged (Knative's default).
     #[arg(long, env = "PAAS_STABLE_WINDOW", default_value = "60s", value_parser = duration)]
     pub(crate) stable_window: std::time::Duration,

@@ -11,8 +11,9 @@ use paas_controller::rest::{self, ApiState};
 use paas_controller::store::SqliteStore;
 use paas_eventing::dispatcher::Dispatchers;
 use paas_eventing::ingress::BrokerIngress;
-use paas_eventing::log::{EmbeddedLog, Retention};
+use paas_eventing::log::{EmbeddedLog, KafkaConfig, KafkaLog, Retention};
 use paas_eventing::transport::HttpTransport;
+use paas_eventing::EventLog;
 use paas_gateway::{Gateway, RoutingTable};
 use paas_runtime::docker::DockerRuntime;
 use paas_runtime::process::ProcessRuntime;
@@ -96,7 +97,17 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path) -> Result<()> {
     let (changes_tx, changes_rx) = tokio::sync::mpsc::unbounded_channel();
     let fleet = Fleet::new(runtime.clone(), table.clone(), changes_tx);
     let autoscaler = Autoscaler::new(autoscaler_config, fleet.clone());
-    let event_log = EmbeddedLog::open(&data_dir.join("eventlog"), Retention::default())?;
+    let event_log: Arc<dyn EventLog> = match &args.kafka {
+        Some(bootstrap) => {
+            let config = KafkaConfig {
+                bootstrap: bootstrap.clone(),
+                partitions: args.kafka_partitions,
+                replication: args.kafka_replication_factor,
+            };
+            KafkaLog::connect(config).await?
+        }
+        None => EmbeddedLog::open(&data_dir.join("eventlog"), Retention::default())?,
+    };
     let ingress = Arc::new(BrokerIngress::new(event_log.clone()));
     let gateway = Gateway::new(table.clone(), autoscaler.clone())
         .with_handler(INGRESS_HOST, Arc::new(IngressHandler(ingress.clone())));
@@ -137,12 +148,14 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path) -> Result<()> {
         api = %format!("http://{api_addr}"),
         data_dir = %data_dir.display(),
         runtime = runtime.name(),
+        event_log = args.kafka.as_deref().unwrap_or("embedded"),
         "paas is up"
     );
     eprintln!(
-        "paas is up: services at http://NAME.NAMESPACE.localhost:{} , API at http://{api_addr} , runtime {} , data in {}",
+        "paas is up: services at http://NAME.NAMESPACE.localhost:{} , API at http://{api_addr} , runtime {} , events in {} , data in {}",
         http_addr.port(),
         runtime.name(),
+        args.kafka.as_ref().map_or("the embedded log".to_owned(), |k| format!("Kafka at {k}")),
         data_dir.display()
     );
 
@@ -151,7 +164,7 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path) -> Result<()> {
     for t in tasks {
         t.abort();
     }
-    event_log.flush_offsets();
+    event_log.flush();
     match backend {
         Backend::Docker(d) => d.remove_all().await,
         Backend::Process(p) => p.kill_all(),

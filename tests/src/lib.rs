@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod kafka;
+
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 

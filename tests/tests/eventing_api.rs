@@ -248,38 +248,39 @@ fn a_broker_accepts_valid_cloudevents_and_says_what_is_wrong_with_the_rest() {
     let big = "x".repeat(2 << 20);
     assert_eq!(post("/default/default", &binary, &big).status, 413);
 
-    let token = std::fs::read_to_string(p.data_dir.join("token")).unwrap();
-    let auth = format!("Bearer {}", token.trim());
-    let metrics = paas_e2e::http(
-        p.api_port,
-        "127.0.0.1",
-        "GET",
-        "/metrics",
-        &[("Authorization", &auth)],
-        None,
-    )
-    .unwrap();
+    let metrics = metrics(&p);
     assert!(
-        metrics
-            .body
-            .contains("paas_broker_ingress_requests_total{outcome=\"accepted\"} 2"),
-        "{}",
-        metrics.body
+        metrics.contains("paas_broker_ingress_requests_total{outcome=\"accepted\"} 2"),
+        "{metrics}"
     );
     assert!(
-        metrics
-            .body
-            .contains("paas_broker_ingress_requests_total{outcome=\"refused\"} 4"),
-        "{}",
-        metrics.body
+        metrics.contains("paas_broker_ingress_requests_total{outcome=\"refused\"} 4"),
+        "{metrics}"
     );
 }
 
 #[test]
 fn events_posted_to_a_broker_reach_the_triggers_subscriber_filtered() {
     let p = Platform::start(RuntimeKind::Process);
-    display_behind_trigger(&p);
+    events_reach_the_subscriber_filtered(&p);
+}
 
+#[test]
+fn with_kafka_events_posted_to_a_broker_reach_the_triggers_subscriber_filtered() {
+    let p = Platform::start_with(
+        RuntimeKind::Process,
+        &[
+            "--kafka",
+            paas_e2e::kafka::broker(),
+            "--kafka-partitions",
+            "3",
+        ],
+    );
+    events_reach_the_subscriber_filtered(&p);
+}
+
+fn events_reach_the_subscriber_filtered(p: &Platform) {
+    display_behind_trigger(p);
     let host = format!("broker-ingress.localhost:{}", p.http_port);
     for i in 0..20 {
         let ty = if i % 2 == 0 {
@@ -332,6 +333,30 @@ fn events_posted_to_a_broker_reach_the_triggers_subscriber_filtered() {
         .iter()
         .all(|e| e["attributes"]["type"] == "dev.paas.greeting"));
     assert_eq!(events[0]["data"], "{\"n\":1}");
+
+    let metrics = metrics(p);
+    for line in [
+        "paas_trigger_events_total{trigger=\"default/greetings\",outcome=\"received\"} 20",
+        "paas_trigger_events_total{trigger=\"default/greetings\",outcome=\"filtered\"} 10",
+        "paas_trigger_events_total{trigger=\"default/greetings\",outcome=\"delivered\"} 10",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
+}
+
+fn metrics(p: &Platform) -> String {
+    let token = std::fs::read_to_string(p.data_dir.join("token")).unwrap();
+    let auth = format!("Bearer {}", token.trim());
+    paas_e2e::http(
+        p.api_port,
+        "127.0.0.1",
+        "GET",
+        "/metrics",
+        &[("Authorization", &auth)],
+        None,
+    )
+    .unwrap()
+    .body
 }
 
 #[test]

@@ -8,10 +8,7 @@ use paas_api::Object;
 use super::{Action, Context, Result};
 use crate::store::StoreExt;
 
-/// The event log topic of a broker, named as Knative's Kafka broker names it.
-pub fn topic(namespace: &str, name: &str) -> String {
-    format!("knative-broker-{namespace}-{name}")
-}
+pub use paas_eventing::broker_topic as topic;
 
 /// Where producers POST events for a broker, on the gateway's port.
 pub fn ingress_url(namespace: &str, name: &str, http_port: u16) -> String {

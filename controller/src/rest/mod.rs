@@ -109,6 +109,7 @@ async fn route(
         state.gateway.render_metrics(&mut out);
         state.ctx.autoscaler.render_metrics(&mut out);
         state.ingress.render_metrics(&mut out);
+        state.ctx.dispatchers.render_metrics(&mut out);
         return Ok(text(StatusCode::OK, out));
     }
     let query = req.uri().query().unwrap_or("").to_owned();

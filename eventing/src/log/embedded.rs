@@ -528,4 +528,8 @@ impl EventLog for EmbeddedLog {
             start,
         )))
     }
+
+    fn flush(&self) {
+        self.flush_offsets();
+    }
 }

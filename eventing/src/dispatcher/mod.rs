@@ -1,0 +1,148 @@
+//! One dispatcher per trigger: consume the broker's topic as the trigger's group,
+//! filter, deliver (bounded parallelism, or one at a time per partition when ordered),
+//! put replies back into the broker, and commit an offset only once every event up to
+//! it was delivered, dead-lettered or filtered out.
+
+mod metrics;
+mod run;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::task::JoinHandle;
+
+pub use self::metrics::TriggerMetrics;
+use crate::delivery::{DeliveryPolicy, Transport};
+use crate::filter::Filter;
+use crate::{EventLog, InitialOffset, LogError};
+
+/// In flight per trigger when delivery is unordered (Knative's default).
+pub const DEFAULT_PARALLELISM: usize = 100;
+
+/// Everything a trigger's dispatcher needs; a change means a new dispatcher.
+#[derive(Debug, Clone)]
+pub struct DispatchSpec {
+    /// The broker's topic; replies go back into it.
+    pub topic: String,
+    pub group: String,
+    pub filter: Arc<Filter>,
+    pub subscriber: String,
+    pub dead_letter: Option<String>,
+    pub policy: DeliveryPolicy,
+    pub ordered: bool,
+}
+
+impl PartialEq for DispatchSpec {
+    fn eq(&self, other: &Self) -> bool {
+        // Filters compare by what they were compiled from, through their debug form.
+        self.topic == other.topic
+            && self.group == other.group
+            && format!("{:?}", self.filter) == format!("{:?}", other.filter)
+            && self.subscriber == other.subscriber
+            && self.dead_letter == other.dead_letter
+            && self.policy == other.policy
+            && self.ordered == other.ordered
+    }
+}
+
+#[derive(Debug)]
+struct Running {
+    spec: DispatchSpec,
+    task: JoinHandle<()>,
+    /// Kept across restarts of the trigger's dispatcher (a changed spec).
+    metrics: Arc<TriggerMetrics>,
+}
+
+/// The dispatchers of every ready trigger, by trigger key.
+#[derive(Debug)]
+pub struct Dispatchers {
+    log: Arc<dyn EventLog>,
+    transport: Arc<dyn Transport>,
+    running: Mutex<HashMap<String, Running>>,
+}
+
+impl Dispatchers {
+    pub fn new(log: Arc<dyn EventLog>, transport: Arc<dyn Transport>) -> Arc<Self> {
+        Arc::new(Self {
+            log,
+            transport,
+            running: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Running>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Run a dispatcher for `key` with `spec`. The group is subscribed before this
+    /// returns, so events posted after a trigger is ready reach it.
+    pub async fn ensure(&self, key: &str, spec: DispatchSpec) -> Result<(), LogError> {
+        if self
+            .lock()
+            .get(key)
+            .is_some_and(|r| r.spec == spec && !r.task.is_finished())
+        {
+            return Ok(());
+        }
+        let sub = self
+            .log
+            .subscribe(&spec.topic, &spec.group, InitialOffset::Latest)
+            .await?;
+        let metrics = self
+            .lock()
+            .get(key)
+            .map(|r| r.metrics.clone())
+            .unwrap_or_default();
+        let task = tokio::spawn(run::run(
+            self.log.clone(),
+            self.transport.clone(),
+            spec.clone(),
+            metrics.clone(),
+            sub,
+        ));
+        let running = Running {
+            spec,
+            task,
+            metrics,
+        };
+        if let Some(old) = self.lock().insert(key.to_owned(), running) {
+            old.task.abort();
+        }
+        tracing::info!(trigger = %key, "dispatcher started");
+        Ok(())
+    }
+
+    pub fn stop(&self, key: &str) {
+        if let Some(r) = self.lock().remove(key) {
+            r.task.abort();
+            tracing::info!(trigger = %key, "dispatcher stopped");
+        }
+    }
+
+    /// Stop the dispatchers whose key is not in `keep`.
+    pub fn retain(&self, keep: &[String]) {
+        self.lock().retain(|k, r| {
+            let kept = keep.contains(k);
+            if !kept {
+                r.task.abort();
+            }
+            kept
+        });
+    }
+
+    /// The counters of the trigger `key`, while it has a dispatcher.
+    pub fn metrics(&self, key: &str) -> Option<Arc<TriggerMetrics>> {
+        self.lock().get(key).map(|r| r.metrics.clone())
+    }
+
+    /// Prometheus text for every running dispatcher.
+    pub fn render_metrics(&self, out: &mut String) {
+        let running = self.lock();
+        let mut keys: Vec<_> = running.keys().collect();
+        keys.sort();
+        metrics::render(
+            out,
+            keys.into_iter().map(|k| (k.as_str(), &*running[k].metrics)),
+        );
+    }
+}

@@ -1,0 +1,417 @@
+//! The Kafka backend (`paas up --kafka HOST:PORT`), through rdkafka and its bundled
+//! librdkafka: a topic per broker, records in the CloudEvents Kafka binding's binary
+//! mode, an idempotent producer per topic that waits for every in-sync replica, and one
+//! consumer group per trigger that commits only what the dispatcher reports done.
+//!
+//! A topic's producer is dropped before the topic is deleted: a librdkafka 2.12 client
+//! that still knows a deleted topic crashed on tansu's next metadata answer, and a
+//! fresh producer also starts the idempotence sequence of a re-made topic from zero.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use crate::{Delivery, EventLog, InitialOffset, LogError, Position, Record, Subscription};
+
+/// How long a metadata or offset request to the cluster may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the cluster is and how topics are made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaConfig {
+    /// `HOST:PORT[,HOST:PORT...]`
+    pub bootstrap: String,
+    /// Partitions of a new broker topic (Knative's default is 10).
+    pub partitions: i32,
+    pub replication: i32,
+}
+
+impl KafkaConfig {
+    pub fn new(bootstrap: impl Into<String>) -> Self {
+        Self {
+            bootstrap: bootstrap.into(),
+            partitions: 10,
+            replication: 1,
+        }
+    }
+}
+
+pub struct KafkaLog {
+    config: KafkaConfig,
+    admin: Arc<AdminClient<DefaultClientContext>>,
+    /// The producer of each topic known to exist. An append to any other topic is
+    /// refused at once (a POST to an unknown broker is a 404) rather than left to wait
+    /// for metadata that never comes.
+    producers: Mutex<HashMap<String, FutureProducer>>,
+}
+
+impl std::fmt::Debug for KafkaLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaLog")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn failed(topic: &str, what: &str, e: impl std::fmt::Display) -> LogError {
+    LogError::Backend {
+        topic: topic.to_owned(),
+        message: format!("{what}: {e}"),
+    }
+}
+
+/// Run one of librdkafka's blocking calls off the async workers.
+async fn blocking<T: Send + 'static>(
+    topic: &str,
+    what: &str,
+    f: impl FnOnce() -> Result<T, KafkaError> + Send + 'static,
+) -> Result<T, LogError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| failed(topic, what, e))?
+        .map_err(|e| failed(topic, what, e))
+}
+
+impl KafkaLog {
+    /// Connect to the cluster, failing early (with what to check) when no broker answers.
+    pub async fn connect(config: KafkaConfig) -> Result<Arc<Self>, LogError> {
+        let mut client = ClientConfig::new();
+        client
+            .set("bootstrap.servers", &config.bootstrap)
+            // Topics are made by ensure_topic only, never by a metadata request.
+            .set("allow.auto.create.topics", "false");
+        let admin: AdminClient<DefaultClientContext> = client
+            .create()
+            .map_err(|e| failed("*", "creating the Kafka admin client", e))?;
+        let log = Self {
+            config,
+            admin: Arc::new(admin),
+            producers: Mutex::new(HashMap::new()),
+        };
+        log.check().await?;
+        Ok(Arc::new(log))
+    }
+
+    /// One metadata round trip, so a wrong address is reported at start.
+    async fn check(&self) -> Result<(), LogError> {
+        let bootstrap = self.config.bootstrap.clone();
+        self.all_metadata("*")
+            .await
+            .map(|_| ())
+            .map_err(|e| LogError::Backend {
+                topic: "*".into(),
+                message: format!(
+                "no Kafka broker answered at {bootstrap} ({e}); check the address given to --kafka"
+            ),
+            })
+    }
+
+    fn producers(&self) -> std::sync::MutexGuard<'_, HashMap<String, FutureProducer>> {
+        self.producers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every topic's metadata, from the admin client (which produces to nothing, so
+    /// keeps no topic it could trip over once deleted). Asking for one topic that
+    /// does not exist would leave it in the asking client's cache.
+    async fn all_metadata(&self, topic: &str) -> Result<rdkafka::metadata::Metadata, LogError> {
+        let admin = self.admin.clone();
+        blocking(topic, "reading metadata", move || {
+            admin.inner().fetch_metadata(None, REQUEST_TIMEOUT)
+        })
+        .await
+    }
+
+    fn new_producer(&self, topic: &str) -> Result<FutureProducer, LogError> {
+        ClientConfig::new()
+            .set("bootstrap.servers", &self.config.bootstrap)
+            .set("allow.auto.create.topics", "false")
+            // Durable before the 202: every in-sync replica has it, written once.
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            // Group appends from concurrent producers into one request.
+            .set("linger.ms", "1")
+            // An append fails (the ingress answers 503) rather than waiting minutes.
+            .set("message.timeout.ms", "30000")
+            .create()
+            .map_err(|e| failed(topic, "creating the Kafka producer", e))
+    }
+
+    /// The topic's producer; `None` when the cluster has no such topic.
+    async fn producer(&self, topic: &str) -> Result<Option<FutureProducer>, LogError> {
+        if let Some(p) = self.producers().get(topic) {
+            return Ok(Some(p.clone()));
+        }
+        let metadata = self.all_metadata(topic).await?;
+        let found = metadata
+            .topics()
+            .iter()
+            .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
+        if !found {
+            return Ok(None);
+        }
+        let producer = self.new_producer(topic)?;
+        Ok(Some(
+            self.producers()
+                .entry(topic.to_owned())
+                .or_insert(producer)
+                .clone(),
+        ))
+    }
+
+    fn consumer(&self, group: &str, initial: InitialOffset) -> Result<StreamConsumer, KafkaError> {
+        ClientConfig::new()
+            .set("bootstrap.servers", &self.config.bootstrap)
+            .set("group.id", group)
+            // Offsets are stored only for events the dispatcher finished, and
+            // committed from there in the background (and on leaving the group).
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.commit.interval.ms", "100")
+            .set(
+                "auto.offset.reset",
+                match initial {
+                    InitialOffset::Earliest => "earliest",
+                    InitialOffset::Latest => "latest",
+                },
+            )
+            // A member that died (kill -9) hands its partitions over within seconds.
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            .create()
+    }
+}
+
+/// Fix a new group's starting point now: commit where it starts on every partition
+/// that has no committed offset, so events appended after `subscribe` returns are
+/// seen even though partitions are assigned later.
+fn pin_start(
+    consumer: &StreamConsumer,
+    topic: &str,
+    initial: InitialOffset,
+) -> Result<(), KafkaError> {
+    let metadata = consumer.fetch_metadata(Some(topic), REQUEST_TIMEOUT)?;
+    let mut all = TopicPartitionList::new();
+    for t in metadata.topics().iter().filter(|t| t.name() == topic) {
+        for p in t.partitions() {
+            all.add_partition(topic, p.id());
+        }
+    }
+    let committed = consumer.committed_offsets(all, REQUEST_TIMEOUT)?;
+    let mut start = TopicPartitionList::new();
+    for e in committed.elements() {
+        if matches!(e.offset(), Offset::Offset(_)) {
+            continue;
+        }
+        let (low, high) = consumer.fetch_watermarks(topic, e.partition(), REQUEST_TIMEOUT)?;
+        let at = match initial {
+            InitialOffset::Earliest => low,
+            InitialOffset::Latest => high,
+        };
+        start.add_partition_offset(topic, e.partition(), Offset::Offset(at))?;
+    }
+    if start.count() > 0 {
+        consumer.commit(&start, CommitMode::Sync)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl EventLog for KafkaLog {
+    async fn ensure_topic(&self, topic: &str) -> Result<(), LogError> {
+        let new = NewTopic::new(
+            topic,
+            self.config.partitions,
+            TopicReplication::Fixed(self.config.replication),
+        );
+        let opts = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
+        let results = self
+            .admin
+            .create_topics([&new], &opts)
+            .await
+            .map_err(|e| failed(topic, "creating the topic", e))?;
+        for r in results {
+            match r {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((_, code)) => return Err(failed(topic, "creating the topic", code)),
+            }
+        }
+        if !self.producers().contains_key(topic) {
+            let producer = self.new_producer(topic)?;
+            self.producers().entry(topic.to_owned()).or_insert(producer);
+        }
+        Ok(())
+    }
+
+    async fn delete_topic(&self, topic: &str) -> Result<(), LogError> {
+        let producer = self.producers().remove(topic);
+        if let Some(p) = producer {
+            // Whatever is still queued is flushed (or fails) before the topic goes.
+            let _ = blocking(topic, "flushing", move || p.flush(REQUEST_TIMEOUT)).await;
+        }
+        let opts = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
+        let results = self
+            .admin
+            .delete_topics(&[topic], &opts)
+            .await
+            .map_err(|e| failed(topic, "deleting the topic", e))?;
+        for r in results {
+            match r {
+                Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+                Err((_, code)) => return Err(failed(topic, "deleting the topic", code)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn append(&self, topic: &str, records: Vec<Record>) -> Result<Vec<Position>, LogError> {
+        let Some(producer) = self.producer(topic).await? else {
+            return Err(LogError::NoSuchTopic {
+                topic: topic.to_owned(),
+            });
+        };
+        // Enqueue all first (keeping their order), then wait for every acknowledgement.
+        let mut pending = Vec::with_capacity(records.len());
+        for record in &records {
+            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+            for (key, value) in &record.headers {
+                headers = headers.insert(Header {
+                    key: key.as_str(),
+                    value: Some(value.as_ref()),
+                });
+            }
+            let mut message = FutureRecord::to(topic)
+                .payload(record.value.as_ref())
+                .headers(headers);
+            if let Some(key) = &record.key {
+                message = message.key(key.as_ref());
+            }
+            loop {
+                match producer.send_result(message) {
+                    Ok(delivery) => {
+                        pending.push(delivery);
+                        break;
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        // librdkafka's queue is full: let it drain a little.
+                        message = back;
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    Err((e, _)) => return Err(failed(topic, "appending", e)),
+                }
+            }
+        }
+        let mut positions = Vec::with_capacity(pending.len());
+        for delivery in pending {
+            let (partition, offset) = delivery
+                .await
+                .map_err(|e| failed(topic, "appending", e))?
+                .map_err(|(e, _)| failed(topic, "appending", e))?;
+            positions.push(Position { partition, offset });
+        }
+        Ok(positions)
+    }
+
+    async fn subscribe(
+        &self,
+        topic: &str,
+        group: &str,
+        initial: InitialOffset,
+    ) -> Result<Box<dyn Subscription>, LogError> {
+        let consumer = Arc::new(
+            self.consumer(group, initial)
+                .map_err(|e| failed(topic, "creating the consumer", e))?,
+        );
+        let (c, t) = (consumer.clone(), topic.to_owned());
+        blocking(topic, "fixing the group's start", move || {
+            pin_start(&c, &t, initial)
+        })
+        .await?;
+        consumer
+            .subscribe(&[topic])
+            .map_err(|e| failed(topic, "subscribing", e))?;
+        Ok(Box::new(KafkaSubscription {
+            consumer,
+            topic: topic.to_owned(),
+        }))
+    }
+}
+
+struct KafkaSubscription {
+    consumer: Arc<StreamConsumer>,
+    topic: String,
+}
+
+impl std::fmt::Debug for KafkaSubscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSubscription")
+            .field("topic", &self.topic)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Subscription for KafkaSubscription {
+    async fn next(&mut self) -> Result<Delivery, LogError> {
+        let message = loop {
+            match self.consumer.recv().await {
+                Ok(m) => break m,
+                // librdkafka reports what it retries by itself (a topic whose metadata
+                // has not reached every broker yet, a lost connection): wait, go on.
+                Err(e) => {
+                    tracing::warn!(topic = %self.topic, error = %e, "consumer error; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        };
+        let headers = message
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_owned(),
+                            Bytes::copy_from_slice(h.value.unwrap_or_default()),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Delivery {
+            position: Position {
+                partition: message.partition(),
+                offset: message.offset(),
+            },
+            record: Record {
+                key: message.key().map(Bytes::copy_from_slice),
+                headers,
+                value: Bytes::copy_from_slice(message.payload().unwrap_or_default()),
+            },
+        })
+    }
+
+    async fn commit(&mut self, position: Position) -> Result<(), LogError> {
+        // librdkafka commits the stored offset plus one, in the background.
+        match self
+            .consumer
+            .store_offset(&self.topic, position.partition, position.offset)
+        {
+            Ok(()) => Ok(()),
+            // The partition went to another member in a rebalance; it resumes from
+            // the last commit there (at least once).
+            Err(e) => {
+                tracing::debug!(topic = %self.topic, ?position, error = %e, "offset not stored");
+                Ok(())
+            }
+        }
+    }
+}
