@@ -184,6 +184,10 @@ impl KafkaLog {
                     InitialOffset::Latest => "latest",
                 },
             )
+            // A fetch returns after this long even when there is little to read:
+            // brokers that do not answer a waiting fetch as soon as data arrives (tansu)
+            // would otherwise add the whole default half second to every event.
+            .set("fetch.wait.max.ms", "20")
             // A member that died (kill -9) hands its partitions over within seconds.
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
