@@ -1,6 +1,7 @@
 //! A real Kafka-protocol broker for tests: tansu 0.6.0 (installed by
-//! `scripts/kafka.sh`), one per test binary, on a free port with its own SQLite file.
-//! `PAAS_TEST_KAFKA=HOST:PORT` points the tests at a broker that is already running.
+//! `scripts/kafka.sh`) on a free port with its own SQLite file. [`broker`] is one shared
+//! by the tests of a binary; [`Tansu::start`] gives a test one of its own, to stop and
+//! restart. `PAAS_TEST_KAFKA=HOST:PORT` points [`broker`] at a broker already running.
 
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -10,17 +11,34 @@ use std::time::{Duration, Instant};
 
 use crate::free_port;
 
-struct Broker {
-    address: String,
-    /// Holds the pipe whose closing (when the test binary exits) stops the broker.
-    _guard: Option<Child>,
+/// A tansu broker on 127.0.0.1, stopped when dropped.
+#[derive(Debug)]
+pub struct Tansu {
+    pub address: String,
+    port: u16,
+    dir: PathBuf,
+    /// The shell that runs tansu and stops it when its stdin closes: that happens when
+    /// [`Tansu::stop`] closes it, or when the test binary exits however it exits, so no
+    /// broker outlives its tests.
+    guard: Option<Child>,
 }
 
-static BROKER: OnceLock<Broker> = OnceLock::new();
+enum Shared {
+    Owned(Tansu),
+    External(String),
+}
+
+static SHARED: OnceLock<Shared> = OnceLock::new();
 
 /// `127.0.0.1:PORT` of a broker shared by the tests of this binary.
 pub fn broker() -> &'static str {
-    &BROKER.get_or_init(start).address
+    match SHARED.get_or_init(|| match std::env::var("PAAS_TEST_KAFKA") {
+        Ok(address) => Shared::External(address),
+        Err(_) => Shared::Owned(Tansu::start()),
+    }) {
+        Shared::Owned(t) => &t.address,
+        Shared::External(a) => a,
+    }
 }
 
 fn tansu() -> PathBuf {
@@ -41,42 +59,60 @@ fn tansu() -> PathBuf {
     installed
 }
 
-fn start() -> Broker {
-    if let Ok(address) = std::env::var("PAAS_TEST_KAFKA") {
-        return Broker {
-            address,
-            _guard: None,
+impl Tansu {
+    pub fn start() -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("paas-tansu-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut t = Self {
+            address: format!("127.0.0.1:{port}"),
+            port,
+            dir,
+            guard: None,
         };
+        t.restart();
+        t
     }
-    let port = free_port();
-    let dir = std::env::temp_dir().join(format!("paas-tansu-{}-{port}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("tcp://127.0.0.1:{port}");
-    // The shell stops tansu when its stdin closes, which happens when this test binary
-    // exits however it exits, so no broker outlives its tests.
-    let script = r#""$0" broker --storage-engine sqlite://tansu.db --listener-url "$1" \
-        --advertised-listener-url "$1" >tansu.log 2>&1 & pid=$!; read _ignored; kill $pid"#;
-    let child = Command::new("sh")
-        .args(["-c", script])
-        .arg(tansu())
-        .arg(&url)
-        .current_dir(&dir)
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let address = format!("127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(&address).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "tansu did not listen on {address} within 20 s; see {}",
-            dir.join("tansu.log").display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
+
+    /// Start the broker again on the same port and data.
+    pub fn restart(&mut self) {
+        assert!(self.guard.is_none(), "tansu is already running");
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let script = r#""$0" broker --storage-engine sqlite://tansu.db --listener-url "$1" \
+            --advertised-listener-url "$1" >>tansu.log 2>&1 & pid=$!; read _ignored; kill $pid; wait $pid"#;
+        let child = Command::new("sh")
+            .args(["-c", script])
+            .arg(tansu())
+            .arg(&url)
+            .current_dir(&self.dir)
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        self.guard = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(&self.address).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not listen on {} within 20 s; see {}",
+                self.address,
+                self.dir.join("tansu.log").display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
-    Broker {
-        address,
-        _guard: Some(child),
+
+    /// Stop the broker (SIGTERM) and wait until it has exited.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.guard.take() {
+            drop(child.stdin.take());
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

@@ -1,76 +1,35 @@
-//! `kill -9` of `paas up` in the middle of an event stream: every event that got a 202
-//! is delivered at least once after the restart; duplicates are counted and reported.
+//! `kill -9` of `paas up` in the middle of an event stream, with either event log: every
+//! event that got a 202 is delivered at least once after the restart; duplicates are
+//! counted and reported.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use paas_e2e::{http, write_manifest, Platform, RuntimeKind};
-
-/// A subscriber owned by the test, so that what it received survives paas' crash.
-fn subscriber() -> (u16, Arc<Mutex<HashMap<String, usize>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
-    let s = seen.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let s = s.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut writer = stream;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let (mut id, mut length) = (String::new(), 0usize);
-                    loop {
-                        let mut h = String::new();
-                        if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let h = h.trim_end().to_owned();
-                        if h.is_empty() {
-                            break;
-                        }
-                        if let Some((k, v)) = h.split_once(':') {
-                            match k.trim().to_ascii_lowercase().as_str() {
-                                "ce-id" => id = v.trim().to_owned(),
-                                "content-length" => length = v.trim().parse().unwrap_or(0),
-                                _ => {}
-                            }
-                        }
-                    }
-                    let mut body = vec![0; length];
-                    if reader.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    *s.lock().unwrap().entry(id).or_default() += 1;
-                    if writer
-                        .write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (port, seen)
-}
+use paas_e2e::{event_sink, http, write_manifest, Platform, RuntimeKind};
 
 const EVENTS: usize = 10_000;
 const PER_BATCH: usize = 20;
 
 #[test]
 fn a_crash_mid_stream_loses_no_accepted_event() {
-    let (port, seen) = subscriber();
-    let mut p = Platform::start(RuntimeKind::Process);
+    crash_mid_stream(&[]);
+}
+
+#[test]
+fn with_kafka_a_crash_mid_stream_loses_no_accepted_event() {
+    crash_mid_stream(&[
+        "--kafka",
+        paas_e2e::kafka::broker(),
+        "--kafka-partitions",
+        "3",
+    ]);
+}
+
+fn crash_mid_stream(flags: &[&str]) {
+    let (port, seen) = event_sink();
+    let mut p = Platform::start_with(RuntimeKind::Process, flags);
     let manifests = format!(
         "apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata:\n  name: default\n---\napiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata:\n  name: all\nspec:\n  broker: default\n  subscriber:\n    uri: http://127.0.0.1:{port}/\n"
     );
@@ -162,7 +121,8 @@ fn a_crash_mid_stream_loses_no_accepted_event() {
     let seen = seen.lock().unwrap();
     let duplicates: usize = seen.values().map(|n| n - 1).sum();
     println!(
-        "accepted {} events ({} batches refused while paas was down), all delivered at least once; {} duplicate deliveries after the crash",
+        "{}: accepted {} events ({} batches refused while paas was down), all delivered at least once; {} duplicate deliveries after the crash",
+        if flags.is_empty() { "embedded" } else { "kafka" },
         accepted.len(),
         refused,
         duplicates

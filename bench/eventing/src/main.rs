@@ -105,8 +105,17 @@ impl Paas {
                 )
             })?;
         children.0.push(child);
-        wait_listening(&api, "paas")?;
-        Ok(Self { bin, data, http })
+        let paas = Self { bin, data, http };
+        // Up once the API answers (it listens before the event log is connected).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while let Err(e) = paas.cli(&["get", "brokers"]) {
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(paas.data.join("paas.log")).unwrap_or_default();
+                bail!("paas did not come up within 30 s ({e}); its log:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(paas)
     }
 
     fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
