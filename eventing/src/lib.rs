@@ -54,6 +54,8 @@ pub enum LogError {
     NoSuchTopic { topic: String },
     #[error("event log backend failed on {topic}: {message}")]
     Backend { topic: String, message: String },
+    #[error("no Kafka broker answered at {bootstrap} ({reason}): is the cluster up, and is that the address to give --kafka?")]
+    Unreachable { bootstrap: String, reason: String },
 }
 
 /// Where a consumer group with no committed offset starts.

@@ -33,6 +33,17 @@ type Behaviour = Arc<dyn Fn(usize, &CloudEvent) -> Response<Full<Bytes>> + Send 
 #[derive(Clone, Default)]
 struct Seen(Arc<Mutex<Vec<CloudEvent>>>);
 
+impl Seen {
+    fn ids(&self) -> HashSet<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| e.id.clone())
+            .collect()
+    }
+}
+
 async fn subscriber(behaviour: Behaviour) -> (SocketAddr, Seen) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -333,14 +344,9 @@ async fn a_restarted_dispatcher_resumes_where_it_left_off(backend: Backend) {
     .await
     .unwrap();
     let expected: HashSet<String> = (0..320).map(|i| format!("e-{i}")).collect();
+    let mut got = HashSet::new();
     for _ in 0..1500 {
-        let got: HashSet<String> = seen
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|e| e.id.clone())
-            .collect();
+        got = seen.ids();
         if got == expected {
             let total = seen.0.lock().unwrap().len();
             println!("320 events, {} delivered twice", total - 320);
@@ -348,13 +354,6 @@ async fn a_restarted_dispatcher_resumes_where_it_left_off(backend: Backend) {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let got: HashSet<String> = seen
-        .0
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|e| e.id.clone())
-        .collect();
     panic!("lost: {:?}", expected.difference(&got).collect::<Vec<_>>());
 }
 

@@ -209,6 +209,64 @@ impl Platform {
     }
 
     /// `paas get KIND -o json` items.
+    /// The Prometheus text of `/metrics`, with the API token.
+    pub fn metrics(&self) -> String {
+        let token = std::fs::read_to_string(self.data_dir.join("token")).unwrap();
+        let auth = format!("Bearer {}", token.trim());
+        http(
+            self.api_port,
+            "127.0.0.1",
+            "GET",
+            "/metrics",
+            &[("Authorization", &auth)],
+            None,
+        )
+        .unwrap()
+        .body
+    }
+
+    /// Broker `default` and trigger `all`, delivering everything to
+    /// `http://127.0.0.1:{port}/`; returns once the trigger's dispatcher runs.
+    pub fn trigger_everything_to(&self, port: u16) {
+        let manifests = format!(
+            "apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata:\n  name: default\n---\napiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata:\n  name: all\nspec:\n  broker: default\n  subscriber:\n    uri: http://127.0.0.1:{port}/\n"
+        );
+        let path = write_manifest(&self.data_dir, "eventing.yaml", &manifests);
+        self.paas_ok(&["apply", "-f", path.to_str().unwrap()]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self
+            .paas_ok(&["get", "trigger", "all", "-o", "json"])
+            .contains("\"DispatcherReady\"")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the trigger never got a dispatcher"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// POST events `ids` in one batch to broker `default`; whether it got a 202.
+    pub fn post_batch(&self, ids: &[String]) -> bool {
+        let body = format!(
+            "[{}]",
+            ids.iter()
+                .map(|id| format!(r#"{{"specversion":"1.0","id":"{id}","source":"/e2e","type":"dev.paas.batch","data":{{"n":1}}}}"#))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let host = format!("broker-ingress.localhost:{}", self.http_port);
+        http(
+            self.http_port,
+            &host,
+            "POST",
+            "/default/default",
+            &[("content-type", "application/cloudevents-batch+json")],
+            Some(&body),
+        )
+        .is_ok_and(|r| r.status == 202)
+    }
+
     pub fn items(&self, kind: &str) -> Vec<serde_json::Value> {
         let out = self.paas_ok(&["get", kind, "-o", "json"]);
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -248,7 +248,7 @@ fn a_broker_accepts_valid_cloudevents_and_says_what_is_wrong_with_the_rest() {
     let big = "x".repeat(2 << 20);
     assert_eq!(post("/default/default", &binary, &big).status, 413);
 
-    let metrics = metrics(&p);
+    let metrics = p.metrics();
     assert!(
         metrics.contains("paas_broker_ingress_requests_total{outcome=\"accepted\"} 2"),
         "{metrics}"
@@ -334,7 +334,7 @@ fn events_reach_the_subscriber_filtered(p: &Platform) {
         .all(|e| e["attributes"]["type"] == "dev.paas.greeting"));
     assert_eq!(events[0]["data"], "{\"n\":1}");
 
-    let metrics = metrics(p);
+    let metrics = p.metrics();
     for line in [
         "paas_trigger_events_total{trigger=\"default/greetings\",outcome=\"received\"} 20",
         "paas_trigger_events_total{trigger=\"default/greetings\",outcome=\"filtered\"} 10",
@@ -342,21 +342,6 @@ fn events_reach_the_subscriber_filtered(p: &Platform) {
     ] {
         assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
     }
-}
-
-fn metrics(p: &Platform) -> String {
-    let token = std::fs::read_to_string(p.data_dir.join("token")).unwrap();
-    let auth = format!("Bearer {}", token.trim());
-    paas_e2e::http(
-        p.api_port,
-        "127.0.0.1",
-        "GET",
-        "/metrics",
-        &[("Authorization", &auth)],
-        None,
-    )
-    .unwrap()
-    .body
 }
 
 #[test]

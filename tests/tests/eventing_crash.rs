@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use paas_e2e::{event_sink, http, write_manifest, Platform, RuntimeKind};
+use paas_e2e::{event_sink, Platform, RuntimeKind};
 
 const EVENTS: usize = 10_000;
 const PER_BATCH: usize = 20;
@@ -30,25 +30,8 @@ fn with_kafka_a_crash_mid_stream_loses_no_accepted_event() {
 fn crash_mid_stream(flags: &[&str]) {
     let (port, seen) = event_sink();
     let mut p = Platform::start_with(RuntimeKind::Process, flags);
-    let manifests = format!(
-        "apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata:\n  name: default\n---\napiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata:\n  name: all\nspec:\n  broker: default\n  subscriber:\n    uri: http://127.0.0.1:{port}/\n"
-    );
-    let path = write_manifest(&p.data_dir, "eventing.yaml", &manifests);
-    p.paas_ok(&["apply", "-f", path.to_str().unwrap()]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !p
-        .paas_ok(&["get", "trigger", "all", "-o", "json"])
-        .contains("\"DispatcherReady\"")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the trigger never got a dispatcher"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    p.trigger_everything_to(port);
 
-    let host = format!("broker-ingress.localhost:{}", p.http_port);
-    let gateway = p.http_port;
     let mut accepted: HashSet<String> = HashSet::new();
     let mut refused = 0;
     let mut killed = false;
@@ -56,39 +39,17 @@ fn crash_mid_stream(flags: &[&str]) {
         let ids: Vec<String> = (0..PER_BATCH)
             .map(|i| format!("ev-{}", batch * PER_BATCH + i))
             .collect();
-        let body = format!(
-            "[{}]",
-            ids.iter()
-                .map(|id| format!(r#"{{"specversion":"1.0","id":"{id}","source":"/crash","type":"dev.paas.crash","data":{{"n":1}}}}"#))
-                .collect::<Vec<_>>()
-                .join(",")
-        );
-        let answer = http(
-            gateway,
-            &host,
-            "POST",
-            "/default/default",
-            &[("content-type", "application/cloudevents-batch+json")],
-            Some(&body),
-        );
-        match answer {
-            Ok(r) if r.status == 202 => accepted.extend(ids),
-            _ => refused += 1,
+        if p.post_batch(&ids) {
+            accepted.extend(ids);
+        } else {
+            refused += 1;
         }
         if !killed && accepted.len() >= EVENTS / 2 {
             // Mid-stream: no chance to flush offsets or finish deliveries.
             p.kill9();
             killed = true;
             // While nobody listens, a batch gets no 202 and does not count as accepted.
-            let down = http(
-                gateway,
-                &host,
-                "POST",
-                "/default/default",
-                &[("content-type", "application/cloudevents-batch+json")],
-                Some(&body),
-            );
-            assert!(down.is_err() || down.is_ok_and(|r| r.status != 202));
+            assert!(!p.post_batch(&["ev-down".to_owned()]));
             refused += 1;
             p.boot();
         }

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use paas_e2e::kafka::Tansu;
-use paas_e2e::{event_sink, http, write_manifest, Platform, RuntimeKind};
+use paas_e2e::{event_sink, Platform, RuntimeKind};
 
 const EVENTS: usize = 3_000;
 const PER_BATCH: usize = 20;
@@ -20,48 +20,18 @@ fn a_kafka_broker_restart_mid_stream_loses_no_accepted_event() {
         RuntimeKind::Process,
         &["--kafka", &kafka.address, "--kafka-partitions", "3"],
     );
-    let manifests = format!(
-        "apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata:\n  name: default\n---\napiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata:\n  name: all\nspec:\n  broker: default\n  subscriber:\n    uri: http://127.0.0.1:{port}/\n"
-    );
-    let path = write_manifest(&p.data_dir, "eventing.yaml", &manifests);
-    p.paas_ok(&["apply", "-f", path.to_str().unwrap()]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !p
-        .paas_ok(&["get", "trigger", "all", "-o", "json"])
-        .contains("\"DispatcherReady\"")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the trigger never got a dispatcher"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    p.trigger_everything_to(port);
 
-    let host = format!("broker-ingress.localhost:{}", p.http_port);
     let (mut accepted, mut refused) = (HashSet::new(), 0);
     let mut restarted = false;
     for batch in 0..EVENTS / PER_BATCH {
         let ids: Vec<String> = (0..PER_BATCH)
             .map(|i| format!("ev-{}", batch * PER_BATCH + i))
             .collect();
-        let body = format!(
-            "[{}]",
-            ids.iter()
-                .map(|id| format!(r#"{{"specversion":"1.0","id":"{id}","source":"/restart","type":"dev.paas.restart"}}"#))
-                .collect::<Vec<_>>()
-                .join(",")
-        );
-        let answer = http(
-            p.http_port,
-            &host,
-            "POST",
-            "/default/default",
-            &[("content-type", "application/cloudevents-batch+json")],
-            Some(&body),
-        );
-        match answer {
-            Ok(r) if r.status == 202 => accepted.extend(ids),
-            _ => refused += 1,
+        if p.post_batch(&ids) {
+            accepted.extend(ids);
+        } else {
+            refused += 1;
         }
         if !restarted && accepted.len() >= EVENTS / 2 {
             // Down for a moment while deliveries and commits are in flight; the next

@@ -74,25 +74,13 @@ fn scale_cycle(kind: RuntimeKind) {
         described.contains("Autoscaler:") && described.contains("stable average"),
         "{described}"
     );
-    let token = std::fs::read_to_string(p.data_dir.join("token")).unwrap();
-    let auth = format!("Bearer {}", token.trim());
-    let metrics = paas_e2e::http(
-        p.api_port,
-        "127.0.0.1",
-        "GET",
-        "/metrics",
-        &[("Authorization", &auth)],
-        None,
-    )
-    .unwrap();
+    let metrics = p.metrics();
     assert!(
-        metrics.body.contains(
+        metrics.contains(
             "paas_autoscaler_desired_replicas{namespace=\"default\",revision=\"slow-00001\"}"
         ) && metrics
-            .body
             .contains("paas_revision_waiting{namespace=\"default\",revision=\"slow-00001\"}"),
-        "{}",
-        metrics.body
+        "{metrics}"
     );
 
     // Steady load while the autoscaler removes replicas: no request fails.

@@ -104,16 +104,22 @@ impl KafkaLog {
 
     /// One metadata round trip, so a wrong address is reported at start.
     async fn check(&self) -> Result<(), LogError> {
-        let bootstrap = self.config.bootstrap.clone();
-        self.all_metadata("*")
-            .await
-            .map(|_| ())
-            .map_err(|e| LogError::Backend {
-                topic: "*".into(),
-                message: format!(
-                "no Kafka broker answered at {bootstrap} ({e}); check the address given to --kafka"
-            ),
-            })
+        let admin = self.admin.clone();
+        let answer = tokio::task::spawn_blocking(move || {
+            admin
+                .inner()
+                .fetch_metadata(None, REQUEST_TIMEOUT)
+                .map(|_| ())
+        })
+        .await;
+        match answer {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(LogError::Unreachable {
+                bootstrap: self.config.bootstrap.clone(),
+                reason: e.to_string(),
+            }),
+            Err(e) => Err(failed("*", "reading metadata", e)),
+        }
     }
 
     fn producers(&self) -> std::sync::MutexGuard<'_, HashMap<String, FutureProducer>> {
@@ -360,6 +366,18 @@ impl std::fmt::Debug for KafkaSubscription {
         f.debug_struct("KafkaSubscription")
             .field("topic", &self.topic)
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for KafkaSubscription {
+    fn drop(&mut self) {
+        // Leaving the group waits for the coordinator, for ever when the cluster is
+        // down: do it on a thread of its own rather than on an async worker (this runs
+        // when a dispatcher is stopped, and at shutdown).
+        let consumer = self.consumer.clone();
+        let _ = std::thread::Builder::new()
+            .name("kafka-consumer-close".into())
+            .spawn(move || drop(consumer));
     }
 }
 
