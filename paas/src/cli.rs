@@ -47,6 +47,9 @@ pub(crate) enum Command {
     Delete(DeleteArgs),
     /// Print the logs of a service's replicas.
     Logs(LogsArgs),
+    /// Send all of a service's traffic back to an earlier revision (the one before the
+    /// revision serving most now, or --to REVISION).
+    Rollback(RollbackArgs),
     /// Send CloudEvents to a broker.
     #[command(subcommand)]
     Event(EventCommand),
@@ -231,6 +234,17 @@ pub(crate) struct DeployArgs {
     /// Request timeout in seconds (timeoutSeconds).
     #[arg(long)]
     pub(crate) timeout: Option<u64>,
+    /// Traffic split, TARGET=PERCENT, repeatable; TARGET is a revision, @latest or a tag.
+    /// The percents given must add up to 100; targets not named get 0.
+    #[arg(long = "traffic", value_name = "TARGET=PERCENT")]
+    pub(crate) traffic: Vec<String>,
+    /// Tag a revision (or @latest) with its own URL {tag}-{name}.{namespace}.localhost:
+    /// REVISION=TAG, repeatable.
+    #[arg(long = "tag", value_name = "REVISION=TAG")]
+    pub(crate) tags: Vec<String>,
+    /// Remove a tag, repeatable.
+    #[arg(long = "untag", value_name = "TAG")]
+    pub(crate) untags: Vec<String>,
     /// Return at once instead of waiting for the service to be ready.
     #[arg(long)]
     pub(crate) no_wait: bool,
@@ -282,6 +296,20 @@ pub(crate) struct DeleteArgs {
     pub(crate) names: Vec<String>,
     #[arg(short, long, default_value = paas_api::DEFAULT_NAMESPACE)]
     pub(crate) namespace: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RollbackArgs {
+    pub(crate) service: String,
+    /// The revision to send all traffic to [default: the newest ready revision older
+    /// than the one serving most traffic now].
+    #[arg(long, value_name = "REVISION")]
+    pub(crate) to: Option<String>,
+    #[arg(short, long, default_value = paas_api::DEFAULT_NAMESPACE)]
+    pub(crate) namespace: String,
+    /// How long to wait for the route to switch, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub(crate) wait_timeout: u64,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@ use http::Method;
 use paas_api::serving::{Container, ContainerPort, EnvVar, ServiceSpec};
 use paas_api::Service;
 
+use super::traffic::{self, TrafficFlags};
 use crate::cli::DeployArgs;
 use crate::client::ApiClient;
 use crate::output::condition;
@@ -27,6 +28,14 @@ pub(crate) async fn deploy(client: &ApiClient, a: DeployArgs) -> Result<ExitCode
         }
     };
     apply_flags(&mut svc, &a)?;
+    traffic::apply(
+        &mut svc.spec.traffic,
+        &TrafficFlags {
+            traffic: &a.traffic,
+            tags: &a.tags,
+            untags: &a.untags,
+        },
+    )?;
     svc.status = Default::default();
 
     let answer = if existing.is_some() {

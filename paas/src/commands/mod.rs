@@ -7,6 +7,8 @@ mod describe;
 mod event;
 mod get;
 mod logs;
+mod rollback;
+mod traffic;
 
 use std::process::ExitCode;
 
@@ -31,6 +33,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Describe(a) => describe::describe(&client, a).await,
         Command::Delete(a) => delete::delete(&client, a).await,
         Command::Logs(a) => logs::logs(&client, a).await,
+        Command::Rollback(a) => rollback::rollback(&client, a).await,
         Command::Event(crate::cli::EventCommand::Send(a)) => event::send(&client, a).await,
     }
 }

@@ -1,0 +1,133 @@
+//! Traffic splits, tags and rollback through the CLI, on the process runtime.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use paas_e2e::{binary, http, Platform, RuntimeKind};
+
+/// hello-00001 answers "Hello World!", hello-00002 "Hello Paas!".
+fn two_revisions(p: &Platform) {
+    let hello = binary("hello");
+    p.paas_ok(&["deploy", "hello", "--cmd", hello.to_str().unwrap()]);
+    p.paas_ok(&["deploy", "hello", "--env", "TARGET=Paas"]);
+    assert_eq!(p.get("hello", "/").body, "Hello Paas!\n");
+}
+
+fn get_host(p: &Platform, host: &str) -> String {
+    let host = format!("{host}.default.localhost:{}", p.http_port);
+    let r = http(p.http_port, &host, "GET", "/", &[], None).unwrap();
+    assert_eq!(r.status, 200, "{host}: {}", r.body);
+    r.body
+}
+
+#[test]
+fn a_90_10_split_tags_and_rollback() {
+    let p = Platform::start(RuntimeKind::Process);
+    two_revisions(&p);
+    p.paas_ok(&[
+        "deploy",
+        "hello",
+        "--traffic",
+        "hello-00001=90",
+        "--traffic",
+        "@latest=10",
+        "--tag",
+        "@latest=candidate",
+    ]);
+    let routes = p.paas_ok(&["get", "routes"]);
+    assert!(
+        routes.contains("hello-00001") && routes.contains("90"),
+        "{routes}"
+    );
+    // A split that does not add up is refused before anything is sent.
+    let refused = p.paas(&["deploy", "hello", "--traffic", "hello-00001=50"]);
+    assert!(!refused.status.success());
+    assert!(paas_e2e::stderr(&refused).contains("add up to 50"));
+
+    // 10,000 requests from 8 clients: the new revision's share is 10% ± 2 points.
+    let port = p.http_port;
+    let counts: Vec<(usize, usize)> = (0..8)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let host = format!("hello.default.localhost:{port}");
+                let (mut old, mut new) = (0, 0);
+                for _ in 0..1250 {
+                    let r = http(port, &host, "GET", "/", &[], None).unwrap();
+                    match r.body.as_str() {
+                        "Hello World!\n" => old += 1,
+                        "Hello Paas!\n" => new += 1,
+                        other => panic!("unexpected answer {other:?} ({})", r.status),
+                    }
+                }
+                (old, new)
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    let old: usize = counts.iter().map(|c| c.0).sum();
+    let new: usize = counts.iter().map(|c| c.1).sum();
+    let share = new as f64 * 100.0 / (old + new) as f64;
+    println!("hello-00001: {old}, hello-00002: {new} ({share:.2}% for the 10% target)");
+    assert_eq!(old + new, 10_000);
+    assert!((share - 10.0).abs() <= 2.0, "{share:.2}% is not 10% ± 2");
+
+    // The candidate's own URL reaches only it.
+    for _ in 0..20 {
+        assert_eq!(get_host(&p, "candidate-hello"), "Hello Paas!\n");
+    }
+
+    // All to the latest, then roll back: the revision before it serves everything
+    // again, and the tag still reaches the candidate.
+    p.paas_ok(&["deploy", "hello", "--traffic", "@latest=100"]);
+    assert_eq!(p.get("hello", "/").body, "Hello Paas!\n");
+    p.paas_ok(&["rollback", "hello"]);
+    for _ in 0..50 {
+        assert_eq!(p.get("hello", "/").body, "Hello World!\n");
+    }
+    assert_eq!(get_host(&p, "candidate-hello"), "Hello Paas!\n");
+    let refused = p.paas(&["rollback", "hello"]);
+    assert!(!refused.status.success());
+    assert!(
+        paas_e2e::stderr(&refused).contains("no earlier ready revision"),
+        "{}",
+        paas_e2e::stderr(&refused)
+    );
+    p.paas_ok(&["rollback", "hello", "--to", "hello-00002"]);
+    assert_eq!(p.get("hello", "/").body, "Hello Paas!\n");
+}
+
+#[test]
+fn a_tag_url_reaches_its_revision_even_at_zero() {
+    let p = Platform::start_with(
+        RuntimeKind::Process,
+        &[
+            "--stable-window",
+            "6s",
+            "--scale-to-zero-grace-period",
+            "0s",
+        ],
+    );
+    two_revisions(&p);
+    // hello-00001 keeps no traffic, only a tag: it goes to zero.
+    p.paas_ok(&["deploy", "hello", "--tag", "hello-00001=stable"]);
+    p.wait_revision(
+        "hello-00001",
+        Duration::from_secs(60),
+        "scale to zero",
+        |r| r["status"]["actualReplicas"] == 0 && r["status"]["desiredReplicas"] == 0,
+    );
+    // The tag URL wakes exactly that revision; the main URL stays on the latest.
+    assert_eq!(get_host(&p, "stable-hello"), "Hello World!\n");
+    for _ in 0..20 {
+        assert_eq!(get_host(&p, "stable-hello"), "Hello World!\n");
+        assert_eq!(p.get("hello", "/").body, "Hello Paas!\n");
+    }
+    let routes = p.paas_ok(&["get", "routes", "hello", "-o", "json"]);
+    assert!(
+        routes.contains("http://stable-hello.default.localhost"),
+        "{routes}"
+    );
+}
