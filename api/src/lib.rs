@@ -37,6 +37,9 @@ pub mod keys {
     pub const IDLE: &str = "paas.dev/idle";
     /// How long a frozen replica is kept before it is stopped (default 15m).
     pub const FREEZE_RETENTION: &str = "paas.dev/freeze-retention";
+    /// On a Service (copied to its Route): shift traffic to a new latest revision
+    /// gradually over this long, 1% first (Knative's key).
+    pub const ROLLOUT_DURATION: &str = "serving.knative.dev/rollout-duration";
 }
 
 /// The namespace used when a manifest or command names none.

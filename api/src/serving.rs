@@ -493,6 +493,31 @@ pub struct RouteStatus {
     pub address: Option<Addressable>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub traffic: Vec<TrafficTarget>,
+    /// A gradual rollout of the latest revision in progress (paas' own field; Knative
+    /// keeps the same state in an annotation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutStatus>,
+}
+
+/// Where a gradual rollout stands: the revisions sharing the latest-revision target's
+/// traffic, oldest first; each step moves `stepPercent` from the oldest to the newest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStatus {
+    pub revisions: Vec<RolloutShare>,
+    #[serde(default)]
+    pub step_percent: u32,
+    #[serde(default)]
+    pub step_millis: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_step_time: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutShare {
+    pub revision_name: String,
+    pub percent: u32,
 }
 
 /// The URL a service is reached at through the gateway.

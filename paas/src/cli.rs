@@ -228,7 +228,8 @@ pub(crate) struct DeployArgs {
     /// Hard limit of concurrent requests per replica (0 = unlimited).
     #[arg(long)]
     pub(crate) concurrency_limit: Option<u32>,
-    /// Revision annotation KEY=VALUE (e.g. autoscaling.knative.dev/min-scale=2); KEY- removes it.
+    /// Annotation KEY=VALUE (e.g. autoscaling.knative.dev/min-scale=2); KEY- removes it.
+    /// serving.knative.dev/rollout-duration goes on the service, the rest on revisions.
     #[arg(long = "annotation", short = 'a', value_name = "KEY=VALUE")]
     pub(crate) annotations: Vec<String>,
     /// Request timeout in seconds (timeoutSeconds).

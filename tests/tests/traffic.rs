@@ -131,3 +131,83 @@ fn a_tag_url_reaches_its_revision_even_at_zero() {
         "{routes}"
     );
 }
+
+/// A new revision rolled out over 4 s under steady load: every request answered 200,
+/// the new revision first at 1%, and at 100% in the end.
+fn rollout_under_load(runtime: RuntimeKind, deploy: &[&str]) {
+    let p = Platform::start(runtime);
+    let mut first = vec!["deploy", "hello"];
+    first.extend_from_slice(deploy);
+    first.extend_from_slice(&["--annotation", "serving.knative.dev/rollout-duration=4s"]);
+    p.paas_ok(&first);
+    let load = {
+        let port = p.http_port;
+        std::thread::spawn(move || {
+            let host = format!("hello.default.localhost:{port}");
+            let until = std::time::Instant::now() + Duration::from_secs(10);
+            let mut statuses = Vec::new();
+            while std::time::Instant::now() < until {
+                statuses.push(http(port, &host, "GET", "/", &[], None).map_or(0, |r| r.status));
+            }
+            statuses
+        })
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    p.paas_ok(&["deploy", "hello", "--env", "TARGET=Paas"]);
+    // The route's split while the rollout runs: hello-00002 starts at 1%.
+    let mut splits = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let route: serde_json::Value =
+            serde_json::from_str(&p.paas_ok(&["get", "route", "hello", "-o", "json"])).unwrap();
+        let split: Vec<(String, u64)> = route["status"]["traffic"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["revisionName"].as_str().unwrap().to_owned(),
+                    t["percent"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        let done = split == [("hello-00002".to_owned(), 100)];
+        if splits.last() != Some(&split) {
+            splits.push(split);
+        }
+        if done {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{splits:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let statuses = load.join().unwrap();
+    let bad = statuses.iter().filter(|s| **s != 200).count();
+    println!(
+        "{} requests during the rollout, {bad} not 200; splits seen: {splits:?}",
+        statuses.len()
+    );
+    assert_eq!(bad, 0);
+    assert!(
+        splits
+            .iter()
+            .any(|s| s.contains(&("hello-00002".to_owned(), 1))),
+        "the new revision never had 1%: {splits:?}"
+    );
+    assert!(splits.len() >= 4, "not gradual: {splits:?}");
+    assert_eq!(p.get("hello", "/").body, "Hello Paas!\n");
+}
+
+#[test]
+fn a_gradual_rollout_answers_every_request_on_processes() {
+    let hello = binary("hello");
+    rollout_under_load(RuntimeKind::Process, &["--cmd", hello.to_str().unwrap()]);
+}
+
+#[test]
+fn a_gradual_rollout_answers_every_request_on_docker() {
+    rollout_under_load(
+        RuntimeKind::Docker,
+        &["--image", "paas-samples/hello:latest"],
+    );
+}

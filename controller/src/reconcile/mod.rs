@@ -17,6 +17,7 @@ pub mod broker;
 pub mod configuration;
 mod destination;
 pub mod revision;
+pub mod rollout;
 pub mod route;
 pub mod service;
 pub mod trigger;

@@ -3,12 +3,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use paas_api::condition::ConditionStatus;
+use paas_api::keys;
 use paas_api::serving::{service_url, Addressable, TrafficTarget};
 use paas_api::{Configuration, Object, Revision, Route};
+use paas_autoscaler::config::parse_duration;
 use paas_gateway::{RevisionKey, WeightedRevision};
 
-use super::{Action, Context, Result};
+use super::{rollout, Action, Context, Result};
 use crate::store::StoreExt;
 
 pub async fn reconcile(route: &Route, ctx: &Context) -> Result<Action> {
@@ -19,12 +23,15 @@ pub async fn reconcile(route: &Route, ctx: &Context) -> Result<Action> {
     let revisions = ctx.store.list::<Revision>(Some(ns)).await?;
 
     let mut status = route.status.clone();
+    let mut next_step = None;
     status.observed_generation = route.metadata.generation;
     let url = service_url(ns, name, ctx.http_port);
     status.url = Some(url.clone());
     status.address = Some(Addressable { url });
 
     let mut resolved = Vec::new();
+    // The untagged latest-revision target: where it sits, its share, its revision.
+    let mut latest_target: Option<(usize, u32, String)> = None;
     let mut problem: Option<(ConditionStatus, &str, String)> = None;
     for t in &route.spec.traffic {
         let latest = t.latest_revision.unwrap_or(t.revision_name.is_none());
@@ -54,6 +61,13 @@ pub async fn reconcile(route: &Route, ctx: &Context) -> Result<Action> {
             }
         };
         if let Some(revision_name) = revision {
+            if latest && t.tag.is_none() {
+                // Expanded below into the revisions of a gradual rollout.
+                let (_, share, _) =
+                    latest_target.get_or_insert((resolved.len(), 0, revision_name.clone()));
+                *share += t.percent.unwrap_or(0);
+                continue;
+            }
             resolved.push(TrafficTarget {
                 tag: t.tag.clone(),
                 revision_name: Some(revision_name),
@@ -78,6 +92,25 @@ pub async fn reconcile(route: &Route, ctx: &Context) -> Result<Action> {
             // Keep serving what was assigned before until every target resolves.
         }
         None => {
+            if let Some((at, share, latest)) = latest_target {
+                let duration = route
+                    .metadata
+                    .annotations
+                    .get(keys::ROLLOUT_DURATION)
+                    .and_then(|d| parse_duration(d))
+                    .unwrap_or(Duration::ZERO);
+                let plan =
+                    rollout::plan(route.status.rollout.as_ref(), &latest, share, duration, now);
+                let shares = plan.state.revisions.iter().rev().map(|r| TrafficTarget {
+                    revision_name: Some(r.revision_name.clone()),
+                    latest_revision: Some(true),
+                    percent: Some(r.percent),
+                    ..TrafficTarget::default()
+                });
+                resolved.splice(at..at, shares);
+                next_step = plan.next_step_in;
+                status.rollout = (!duration.is_zero()).then_some(plan.state);
+            }
             status.traffic = resolved;
             status.conditions.set_true("AllTrafficAssigned", now);
             status.conditions.set_true("Ready", now);
@@ -90,7 +123,10 @@ pub async fn reconcile(route: &Route, ctx: &Context) -> Result<Action> {
         ctx.store.update_status(&next).await?;
     }
     publish(ctx).await?;
-    Ok(Action::Done)
+    Ok(match next_step {
+        Some(after) => Action::RequeueAfter(after),
+        None => Action::Done,
+    })
 }
 
 /// Rebuild the gateway's host table from every route's resolved traffic.

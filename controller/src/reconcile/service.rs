@@ -41,10 +41,21 @@ pub async fn reconcile(svc: &Service, ctx: &Context) -> Result<Action> {
     };
 
     let traffic = desired_traffic(svc);
+    let rollout_duration = svc
+        .metadata
+        .annotations
+        .get(keys::ROLLOUT_DURATION)
+        .cloned();
     let route = match ctx.store.get::<Route>(ns, name).await? {
         Some(mut route) => {
-            if route.spec.traffic != traffic {
+            let annotation = route
+                .metadata
+                .annotations
+                .get(keys::ROLLOUT_DURATION)
+                .cloned();
+            if route.spec.traffic != traffic || annotation != rollout_duration {
                 route.spec.traffic = traffic;
+                set_rollout_duration(&mut route, rollout_duration);
                 ctx.store.update(&route).await?
             } else {
                 route
@@ -63,6 +74,7 @@ pub async fn reconcile(svc: &Service, ctx: &Context) -> Result<Action> {
                 .labels
                 .insert(keys::SERVICE_LABEL.into(), name.into());
             route.metadata.owner_references.push(owned_by(svc));
+            set_rollout_duration(&mut route, rollout_duration);
             ctx.store.create(&route).await?
         }
     };
@@ -119,6 +131,17 @@ pub async fn reconcile(svc: &Service, ctx: &Context) -> Result<Action> {
         ctx.store.update_status(&next).await?;
     }
     Ok(Action::Done)
+}
+
+/// A service's rollout duration is its route's, as in Knative.
+fn set_rollout_duration(route: &mut Route, duration: Option<String>) {
+    match duration {
+        Some(d) => route
+            .metadata
+            .annotations
+            .insert(keys::ROLLOUT_DURATION.into(), d),
+        None => route.metadata.annotations.remove(keys::ROLLOUT_DURATION),
+    };
 }
 
 /// The service's traffic block, or Knative's default: everything to the latest ready revision.

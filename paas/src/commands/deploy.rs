@@ -68,6 +68,9 @@ pub(crate) async fn deploy(client: &ApiClient, a: DeployArgs) -> Result<ExitCode
     wait_ready(client, &a, generation).await
 }
 
+/// Annotations Knative reads on the Service (and its Route), not on revisions.
+const SERVICE_ANNOTATIONS: &[&str] = &[paas_api::keys::ROLLOUT_DURATION];
+
 /// Change the service's template as the flags say; unchanged flags keep what is there.
 fn apply_flags(svc: &mut Service, a: &DeployArgs) -> Result<()> {
     let template = &mut svc.spec.template;
@@ -104,15 +107,19 @@ fn apply_flags(svc: &mut Service, a: &DeployArgs) -> Result<()> {
         }
     }
     for an in &a.annotations {
-        match parse_kv(an, "--annotation")? {
-            (k, Some(v)) => {
-                template.metadata.annotations.insert(k, v);
-            }
-            (k, None) => {
-                template.metadata.annotations.remove(&k);
-            }
-        }
+        let (key, value) = parse_kv(an, "--annotation")?;
+        // A service-level key goes on the service; the rest on its revisions.
+        let annotations = if SERVICE_ANNOTATIONS.contains(&key.as_str()) {
+            &mut svc.metadata.annotations
+        } else {
+            &mut svc.spec.template.metadata.annotations
+        };
+        match value {
+            Some(v) => annotations.insert(key, v),
+            None => annotations.remove(&key),
+        };
     }
+    let template = &mut svc.spec.template;
     if let Some(cc) = a.concurrency_limit {
         template.spec.container_concurrency = Some(cc);
     }
