@@ -109,6 +109,10 @@ pub(crate) struct UpArgs {
     /// Docker Engine socket.
     #[arg(long, env = "DOCKER_SOCKET", default_value = paas_runtime::docker::DEFAULT_SOCKET)]
     pub(crate) docker_socket: PathBuf,
+    /// Revisions without traffic kept per service (Knative's min-non-active-revisions);
+    /// older ones are deleted with their replicas.
+    #[arg(long, env = "PAAS_KEEP_REVISIONS", default_value_t = 20)]
+    pub(crate) keep_revisions: usize,
     /// Keep broker events in this Kafka cluster (HOST:PORT[,HOST:PORT...]) instead of
     /// the embedded log in the data directory.
     #[arg(long, env = "PAAS_KAFKA", value_name = "HOST:PORT")]

@@ -124,6 +124,7 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path) -> Result<()> {
         autoscaler: autoscaler.clone(),
         table: table.clone(),
         http_port: http_addr.port(),
+        keep_revisions: args.keep_revisions,
         clock: chrono::Utc::now,
     });
 

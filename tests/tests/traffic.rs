@@ -211,3 +211,34 @@ fn a_gradual_rollout_answers_every_request_on_docker() {
         &["--image", "paas-samples/hello:latest"],
     );
 }
+
+#[test]
+fn old_revisions_without_traffic_are_collected() {
+    let p = Platform::start_with(RuntimeKind::Process, &["--keep-revisions", "1"]);
+    let hello = binary("hello");
+    p.paas_ok(&["deploy", "hello", "--cmd", hello.to_str().unwrap()]);
+    p.paas_ok(&["deploy", "hello", "--env", "TARGET=two"]);
+    // hello-00002 is tagged: it stays whatever its age.
+    p.paas_ok(&["deploy", "hello", "--tag", "hello-00002=kept"]);
+    for target in ["three", "four", "five"] {
+        p.paas_ok(&["deploy", "hello", "--env", &format!("TARGET={target}")]);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let names = loop {
+        let mut names: Vec<String> = p
+            .items("revisions")
+            .iter()
+            .map(|r| r["metadata"]["name"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        // hello-00005 serves, hello-00004 is the one inactive revision kept.
+        if names == ["hello-00002", "hello-00004", "hello-00005"] {
+            break names;
+        }
+        assert!(std::time::Instant::now() < deadline, "{names:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    println!("revisions left: {names:?}");
+    assert_eq!(p.get("hello", "/").body, "Hello five!\n");
+    assert_eq!(get_host(&p, "kept-hello"), "Hello two!\n");
+}

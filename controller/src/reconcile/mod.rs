@@ -16,6 +16,7 @@ use crate::store::{Store, StoreError};
 pub mod broker;
 pub mod configuration;
 mod destination;
+pub mod gc;
 pub mod revision;
 pub mod rollout;
 pub mod route;
@@ -48,6 +49,8 @@ pub struct Context {
     pub table: Arc<RoutingTable>,
     /// The gateway's port, for the URLs in status.
     pub http_port: u16,
+    /// Revisions without traffic kept per configuration; older ones are deleted.
+    pub keep_revisions: usize,
     /// Time is an input: tests pass a fixed clock.
     pub clock: fn() -> DateTime<Utc>,
 }

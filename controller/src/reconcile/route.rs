@@ -12,7 +12,7 @@ use paas_api::{Configuration, Object, Revision, Route};
 use paas_autoscaler::config::parse_duration;
 use paas_gateway::{RevisionKey, WeightedRevision};
 
-use super::{rollout, Action, Context, Result};
+use super::{gc, rollout, Action, Context, Result};
 use crate::store::StoreExt;
 
 pub async fn reconcile(route: &Route, ctx: &Context) -> Result<Action> {
@@ -81,6 +81,7 @@ pub async fn reconcile(route: &Route, ctx: &Context) -> Result<Action> {
             });
         }
     }
+    let problem_free = problem.is_none();
     match problem {
         Some((st, reason, message)) => {
             status
@@ -117,12 +118,22 @@ pub async fn reconcile(route: &Route, ctx: &Context) -> Result<Action> {
         }
     }
 
+    let serving = status.traffic.clone();
     if status != route.status {
         let mut next = route.clone();
         next.status = status;
         ctx.store.update_status(&next).await?;
     }
     publish(ctx).await?;
+    if problem_free {
+        let latest = cfg.as_ref().map_or_else(Vec::new, |c| {
+            vec![
+                c.status.latest_created_revision_name.clone(),
+                c.status.latest_ready_revision_name.clone(),
+            ]
+        });
+        gc::collect(ctx, ns, name, &serving, &latest).await?;
+    }
     Ok(match next_step {
         Some(after) => Action::RequeueAfter(after),
         None => Action::Done,
