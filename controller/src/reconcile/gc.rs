@@ -67,7 +67,7 @@ mod tests {
         r
     }
 
-    fn names(v: Vec<&Revision>) -> Vec<String> {
+    fn names(v: &[&Revision]) -> Vec<String> {
         v.iter().map(|r| r.name().to_owned()).collect()
     }
 
@@ -77,7 +77,7 @@ mod tests {
         // 00008 is the latest, 00002 is tagged, 00005 has traffic.
         let active = HashSet::from(["hello-00008", "hello-00002", "hello-00005"]);
         assert_eq!(
-            names(collectable(&revisions, &active, 2)),
+            names(&collectable(&revisions, &active, 2)),
             ["hello-00004", "hello-00003", "hello-00001"]
         );
         assert!(collectable(&revisions, &active, 5).is_empty());
@@ -91,6 +91,6 @@ mod tests {
             .annotations
             .insert(NO_GC.into(), "true".into());
         let active = HashSet::from(["hello-00003"]);
-        assert_eq!(names(collectable(&revisions, &active, 0)), ["hello-00002"]);
+        assert_eq!(names(&collectable(&revisions, &active, 0)), ["hello-00002"]);
     }
 }
