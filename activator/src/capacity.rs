@@ -97,6 +97,8 @@ pub struct Capacity {
     pub waiting: AtomicUsize,
     /// Requests that arrived, served or not.
     pub requests: AtomicU64,
+    /// What the answers were, for checks on this revision alone (canaries).
+    pub outcomes: crate::Outcomes,
     freed: Notify,
 }
 
@@ -112,6 +114,7 @@ impl Capacity {
             in_flight: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
+            outcomes: crate::Outcomes::default(),
             freed: Notify::new(),
         }
     }

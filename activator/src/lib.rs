@@ -9,8 +9,10 @@ use std::fmt;
 use paas_api::RevisionKey;
 
 mod capacity;
+mod outcomes;
 
 pub use capacity::{AcquireError, Capacity, Endpoint, Permit, DEFAULT_QUEUE_LIMIT};
+pub use outcomes::{OutcomeSnapshot, Outcomes, LATENCY_BUCKETS_MS};
 
 /// Tells the autoscaler that `revision` has requests waiting and no replica.
 pub trait Poke: Send + Sync + fmt::Debug + 'static {

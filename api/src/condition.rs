@@ -36,6 +36,11 @@ impl Conditions {
         self.0.iter().find(|c| c.type_ == type_)
     }
 
+    /// Drop the condition of this type, if any.
+    pub fn remove(&mut self, type_: &str) {
+        self.0.retain(|c| c.type_ != type_);
+    }
+
     pub fn is_true(&self, type_: &str) -> bool {
         self.get(type_)
             .is_some_and(|c| c.status == ConditionStatus::True)

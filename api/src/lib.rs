@@ -2,7 +2,9 @@
 //! defaults and validation, and manifest parsing. No I/O lives here, so every rule is
 //! tested from values alone.
 
+pub mod canary;
 pub mod condition;
+pub mod duration;
 pub mod eventing;
 pub mod eventing_validation;
 pub mod iso8601;

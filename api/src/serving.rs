@@ -497,6 +497,44 @@ pub struct RouteStatus {
     /// keeps the same state in an annotation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<RolloutStatus>,
+    /// The automated canary of the latest revision (paas' own field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryStatus>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum CanaryPhase {
+    #[default]
+    Progressing,
+    Succeeded,
+    Failed,
+}
+
+/// Where a canary stands. `baseline` is the candidate's counters when the step began.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryStatus {
+    pub stable: String,
+    pub candidate: String,
+    pub phase: CanaryPhase,
+    /// Index into the steps.
+    #[serde(default)]
+    pub step: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_start_time: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default)]
+    pub baseline: CanaryCounts,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A revision's answers as the gateway counted them (see paas-activator's Outcomes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryCounts {
+    pub responses: u64,
+    pub errors: u64,
+    pub latency_buckets: Vec<u64>,
 }
 
 /// Where a gradual rollout stands: the revisions sharing the latest-revision target's

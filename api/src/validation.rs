@@ -99,6 +99,17 @@ pub fn validate_service(svc: &Service) -> Report {
     }
     validate_revision_spec(&template.spec, "spec.template.spec", &mut r);
     validate_traffic(&svc.spec.traffic, "spec.traffic", &mut r);
+    if let Err((key, problem)) = crate::canary::canary_spec(&svc.metadata.annotations) {
+        r.error(format!("metadata.annotations.{key}"), problem);
+    }
+    if let Some(v) = svc.metadata.annotations.get(crate::keys::ROLLOUT_DURATION) {
+        if crate::duration::parse_duration(v).is_none() {
+            r.error(
+                format!("metadata.annotations.{}", crate::keys::ROLLOUT_DURATION),
+                format!("{v:?} is not a duration like 380s"),
+            );
+        }
+    }
     r
 }
 

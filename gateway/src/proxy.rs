@@ -101,6 +101,23 @@ impl Proxy {
                 host: route.name.clone(),
             });
         };
+        let started = Instant::now();
+        let result = self.forward_to(&revision, req, client).await;
+        let status = match &result {
+            Ok(resp) => resp.status(),
+            Err(e) => e.status(),
+        };
+        revision.outcomes.record(status.as_u16(), started.elapsed());
+        result
+    }
+
+    /// Send the request to a replica of `revision`, waiting for one if need be.
+    async fn forward_to(
+        &self,
+        revision: &Arc<Capacity>,
+        req: Request<Incoming>,
+        client: Option<HeaderValue>,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
         let timeout = revision.timeout();
         // timeoutSeconds covers waiting for a replica as well as its answer.
         let deadline = Instant::now() + timeout;
@@ -125,7 +142,7 @@ impl Proxy {
             let permit = revision
                 .acquire(deadline, &*self.poke)
                 .await
-                .map_err(|e| acquire_error(&e, &revision, timeout))?;
+                .map_err(|e| acquire_error(&e, revision, timeout))?;
             let endpoint = permit.endpoint().clone();
             // Origin form: the connection already says where; replicas route on the path.
             *req.uri_mut() = Uri::from(path.clone());

@@ -233,7 +233,8 @@ pub(crate) struct DeployArgs {
     #[arg(long)]
     pub(crate) concurrency_limit: Option<u32>,
     /// Annotation KEY=VALUE (e.g. autoscaling.knative.dev/min-scale=2); KEY- removes it.
-    /// serving.knative.dev/rollout-duration goes on the service, the rest on revisions.
+    /// serving.knative.dev/rollout-duration and canary.paas.dev/* go on the service, the
+    /// rest on revisions.
     #[arg(long = "annotation", short = 'a', value_name = "KEY=VALUE")]
     pub(crate) annotations: Vec<String>,
     /// Request timeout in seconds (timeoutSeconds).

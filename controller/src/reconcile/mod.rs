@@ -14,6 +14,7 @@ use crate::fleet::Fleet;
 use crate::store::{Store, StoreError};
 
 pub mod broker;
+pub mod canary;
 pub mod configuration;
 mod destination;
 pub mod gc;

@@ -5,14 +5,18 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
+use paas_api::canary::canary_spec;
 use paas_api::condition::ConditionStatus;
+use paas_api::eventing::Broker;
 use paas_api::keys;
 use paas_api::serving::{service_url, Addressable, TrafficTarget};
+use paas_api::serving::{CanaryPhase, RouteStatus};
 use paas_api::{Configuration, Object, Revision, Route};
 use paas_autoscaler::config::parse_duration;
+use paas_eventing::cloudevent::{CloudEvent, Data};
 use paas_gateway::{RevisionKey, WeightedRevision};
 
-use super::{gc, rollout, Action, Context, Result};
+use super::{canary, gc, rollout, Action, Context, Result};
 use crate::store::StoreExt;
 
 pub async fn reconcile(route: &Route, ctx: &Context) -> Result<Action> {
@@ -24,6 +28,7 @@ pub async fn reconcile(route: &Route, ctx: &Context) -> Result<Action> {
 
     let mut status = route.status.clone();
     let mut next_step = None;
+    let mut verdict = None;
     status.observed_generation = route.metadata.generation;
     let url = service_url(ns, name, ctx.http_port);
     status.url = Some(url.clone());
@@ -94,23 +99,10 @@ pub async fn reconcile(route: &Route, ctx: &Context) -> Result<Action> {
         }
         None => {
             if let Some((at, share, latest)) = latest_target {
-                let duration = route
-                    .metadata
-                    .annotations
-                    .get(keys::ROLLOUT_DURATION)
-                    .and_then(|d| parse_duration(d))
-                    .unwrap_or(Duration::ZERO);
-                let plan =
-                    rollout::plan(route.status.rollout.as_ref(), &latest, share, duration, now);
-                let shares = plan.state.revisions.iter().rev().map(|r| TrafficTarget {
-                    revision_name: Some(r.revision_name.clone()),
-                    latest_revision: Some(true),
-                    percent: Some(r.percent),
-                    ..TrafficTarget::default()
-                });
-                resolved.splice(at..at, shares);
-                next_step = plan.next_step_in;
-                status.rollout = (!duration.is_zero()).then_some(plan.state);
+                let expanded = expand_latest(ctx, route, &mut status, &latest, share);
+                resolved.splice(at..at, expanded.targets);
+                next_step = expanded.next_look;
+                verdict = expanded.verdict;
             }
             status.traffic = resolved;
             status.conditions.set_true("AllTrafficAssigned", now);
@@ -125,6 +117,9 @@ pub async fn reconcile(route: &Route, ctx: &Context) -> Result<Action> {
         ctx.store.update_status(&next).await?;
     }
     publish(ctx).await?;
+    if let Some(v) = verdict {
+        announce(ctx, ns, name, &v).await;
+    }
     if problem_free {
         let latest = cfg.as_ref().map_or_else(Vec::new, |c| {
             vec![
@@ -138,6 +133,138 @@ pub async fn reconcile(route: &Route, ctx: &Context) -> Result<Action> {
         Some(after) => Action::RequeueAfter(after),
         None => Action::Done,
     })
+}
+
+/// The latest-revision target resolved to revisions: through a canary when the
+/// route declares one, else through a gradual rollout (which may be instant).
+struct Expanded {
+    targets: Vec<TrafficTarget>,
+    next_look: Option<Duration>,
+    verdict: Option<canary::Verdict>,
+}
+
+fn expand_latest(
+    ctx: &Context,
+    route: &Route,
+    status: &mut RouteStatus,
+    latest: &str,
+    share: u32,
+) -> Expanded {
+    let now = ctx.now();
+    let target = |revision: &str, percent: u32| TrafficTarget {
+        revision_name: Some(revision.to_owned()),
+        latest_revision: Some(true),
+        percent: Some(percent),
+        ..TrafficTarget::default()
+    };
+    // Validation refused a bad canary when the service was applied.
+    if let Ok(Some(spec)) = canary_spec(&route.metadata.annotations) {
+        let key = RevisionKey {
+            namespace: route.namespace().to_owned(),
+            name: latest.to_owned(),
+        };
+        let measured = ctx.table.revision(&key).outcomes.snapshot();
+        let plan = canary::plan(&spec, status.canary.as_ref(), latest, &measured, now);
+        // Percents of the whole route: the target's share split as the plan says,
+        // rounding in the candidate's favour so that the total stays exact.
+        let mut left = share;
+        let mut targets = Vec::new();
+        for (i, (revision, percent)) in plan.split.iter().enumerate() {
+            let part = if i + 1 == plan.split.len() {
+                left
+            } else {
+                (share * percent).div_ceil(100).min(left)
+            };
+            left -= part;
+            targets.push(target(revision, part));
+        }
+        match plan.state.phase {
+            CanaryPhase::Progressing => status.conditions.set(
+                "Canary",
+                ConditionStatus::Unknown,
+                Some("Progressing"),
+                plan.state.message.as_deref(),
+                now,
+            ),
+            CanaryPhase::Succeeded => status.conditions.set(
+                "Canary",
+                ConditionStatus::True,
+                Some("Promoted"),
+                plan.state.message.as_deref(),
+                now,
+            ),
+            CanaryPhase::Failed => status.conditions.set(
+                "Canary",
+                ConditionStatus::False,
+                Some("CanaryFailed"),
+                plan.state.message.as_deref(),
+                now,
+            ),
+        }
+        status.canary = Some(plan.state);
+        status.rollout = None;
+        return Expanded {
+            targets,
+            next_look: plan.check_in,
+            verdict: plan.verdict,
+        };
+    }
+    status.canary = None;
+    status.conditions.remove("Canary");
+    let duration = route
+        .metadata
+        .annotations
+        .get(keys::ROLLOUT_DURATION)
+        .and_then(|d| parse_duration(d))
+        .unwrap_or(Duration::ZERO);
+    let plan = rollout::plan(status.rollout.as_ref(), latest, share, duration, now);
+    let targets = plan
+        .state
+        .revisions
+        .iter()
+        .rev()
+        .map(|r| target(&r.revision_name, r.percent))
+        .collect();
+    status.rollout = (!duration.is_zero()).then_some(plan.state);
+    Expanded {
+        targets,
+        next_look: plan.next_step_in,
+        verdict: None,
+    }
+}
+
+/// A canary's end is logged, and sent as a CloudEvent to the namespace's `default`
+/// broker when there is one, for whoever wants to be told.
+async fn announce(ctx: &Context, ns: &str, name: &str, verdict: &canary::Verdict) {
+    let (ty, message) = match verdict {
+        canary::Verdict::Failed(m) => {
+            tracing::warn!(service = %name, namespace = %ns, "canary failed: {m}");
+            ("dev.paas.canary.failed", m)
+        }
+        canary::Verdict::Promoted(m) => {
+            tracing::info!(service = %name, namespace = %ns, "canary promoted: {m}");
+            ("dev.paas.canary.promoted", m)
+        }
+    };
+    let Ok(Some(_)) = ctx.store.get::<Broker>(ns, "default").await else {
+        return;
+    };
+    let mut event = CloudEvent::new(
+        uuid::Uuid::new_v4().to_string(),
+        format!("/apis/serving.knative.dev/v1/namespaces/{ns}/services/{name}"),
+        ty,
+    );
+    event.subject = Some(name.to_owned());
+    event.time = Some(ctx.now().to_rfc3339());
+    event.datacontenttype = Some("application/json".into());
+    event.data = Some(Data::Json(
+        serde_json::json!({ "service": name, "message": message }),
+    ));
+    let topic = paas_eventing::broker_topic(ns, "default");
+    let record = paas_eventing::cloudevent::kafka_binding::to_record(&event);
+    if let Err(e) = ctx.event_log.append(&topic, vec![record]).await {
+        tracing::warn!(%topic, error = %e, "could not send the canary's event");
+    }
 }
 
 /// Rebuild the gateway's host table from every route's resolved traffic.

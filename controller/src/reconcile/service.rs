@@ -1,5 +1,8 @@
 //! Service → its Configuration and Route (same name), and status rolled up from both.
 
+use std::collections::BTreeMap;
+
+use paas_api::canary;
 use paas_api::condition::{ConditionStatus, Conditions};
 use paas_api::keys;
 use paas_api::serving::{ConfigurationSpec, RouteSpec, TrafficTarget};
@@ -41,21 +44,12 @@ pub async fn reconcile(svc: &Service, ctx: &Context) -> Result<Action> {
     };
 
     let traffic = desired_traffic(svc);
-    let rollout_duration = svc
-        .metadata
-        .annotations
-        .get(keys::ROLLOUT_DURATION)
-        .cloned();
+    let route_annotations = route_annotations(svc);
     let route = match ctx.store.get::<Route>(ns, name).await? {
         Some(mut route) => {
-            let annotation = route
-                .metadata
-                .annotations
-                .get(keys::ROLLOUT_DURATION)
-                .cloned();
-            if route.spec.traffic != traffic || annotation != rollout_duration {
+            if route.spec.traffic != traffic || route.metadata.annotations != route_annotations {
                 route.spec.traffic = traffic;
-                set_rollout_duration(&mut route, rollout_duration);
+                route.metadata.annotations = route_annotations;
                 ctx.store.update(&route).await?
             } else {
                 route
@@ -74,7 +68,7 @@ pub async fn reconcile(svc: &Service, ctx: &Context) -> Result<Action> {
                 .labels
                 .insert(keys::SERVICE_LABEL.into(), name.into());
             route.metadata.owner_references.push(owned_by(svc));
-            set_rollout_duration(&mut route, rollout_duration);
+            route.metadata.annotations = route_annotations;
             ctx.store.create(&route).await?
         }
     };
@@ -103,6 +97,18 @@ pub async fn reconcile(svc: &Service, ctx: &Context) -> Result<Action> {
         &route.status.conditions,
         now,
     );
+    // A canary's outcome is told on the service, without touching its readiness: a
+    // failed canary leaves the stable revision serving.
+    match route.status.conditions.get("Canary") {
+        Some(c) => status.conditions.set(
+            "Canary",
+            c.status,
+            c.reason.as_deref(),
+            c.message.as_deref(),
+            now,
+        ),
+        None => status.conditions.remove("Canary"),
+    }
     let parts = [
         status.conditions.get("ConfigurationsReady").cloned(),
         status.conditions.get("RoutesReady").cloned(),
@@ -133,15 +139,15 @@ pub async fn reconcile(svc: &Service, ctx: &Context) -> Result<Action> {
     Ok(Action::Done)
 }
 
-/// A service's rollout duration is its route's, as in Knative.
-fn set_rollout_duration(route: &mut Route, duration: Option<String>) {
-    match duration {
-        Some(d) => route
-            .metadata
-            .annotations
-            .insert(keys::ROLLOUT_DURATION.into(), d),
-        None => route.metadata.annotations.remove(keys::ROLLOUT_DURATION),
-    };
+/// The service's annotations its route acts on: the rollout duration (as in Knative)
+/// and the canary settings.
+fn route_annotations(svc: &Service) -> BTreeMap<String, String> {
+    svc.metadata
+        .annotations
+        .iter()
+        .filter(|(k, _)| k.as_str() == keys::ROLLOUT_DURATION || k.starts_with(canary::PREFIX))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// The service's traffic block, or Knative's default: everything to the latest ready revision.

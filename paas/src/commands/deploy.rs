@@ -68,7 +68,8 @@ pub(crate) async fn deploy(client: &ApiClient, a: DeployArgs) -> Result<ExitCode
     wait_ready(client, &a, generation).await
 }
 
-/// Annotations Knative reads on the Service (and its Route), not on revisions.
+/// Annotations read on the Service (and its Route), not on revisions; so are the
+/// canary settings (`canary.paas.dev/*`).
 const SERVICE_ANNOTATIONS: &[&str] = &[paas_api::keys::ROLLOUT_DURATION];
 
 /// Change the service's template as the flags say; unchanged flags keep what is there.
@@ -109,7 +110,9 @@ fn apply_flags(svc: &mut Service, a: &DeployArgs) -> Result<()> {
     for an in &a.annotations {
         let (key, value) = parse_kv(an, "--annotation")?;
         // A service-level key goes on the service; the rest on its revisions.
-        let annotations = if SERVICE_ANNOTATIONS.contains(&key.as_str()) {
+        let on_service = SERVICE_ANNOTATIONS.contains(&key.as_str())
+            || key.starts_with(paas_api::canary::PREFIX);
+        let annotations = if on_service {
             &mut svc.metadata.annotations
         } else {
             &mut svc.spec.template.metadata.annotations

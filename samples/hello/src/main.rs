@@ -8,6 +8,7 @@ use std::env;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -45,6 +46,19 @@ fn main() -> ExitCode {
         _ => Duration::ZERO,
     };
 
+    // Every FAIL_EVERY-th request answers 500: a stand-in for a broken release when
+    // testing canaries (2 fails half of them).
+    let fail_every = match env::var("FAIL_EVERY") {
+        Ok(n) if !n.is_empty() => match n.parse::<u64>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                eprintln!("hello: FAIL_EVERY must be a whole number above 0, got {n:?}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => 0,
+    };
+
     let listener = match TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)) {
         Ok(listener) => listener,
         Err(e) => {
@@ -59,7 +73,10 @@ fn main() -> ExitCode {
     // SIGTERM keeps its default action (exit): there is no state to save and
     // std cannot install a handler without unsafe code. As PID 1 in a
     // container that action is ignored, hence STOPSIGNAL in the Dockerfile.
-    run(&listener, &Arc::new(Responses::new(&target, delay)))
+    run(
+        &listener,
+        &Arc::new(Responses::new(&target, delay).failing_every(fail_every)),
+    )
 }
 
 /// Accepts connections forever, one thread each.
@@ -122,11 +139,7 @@ fn exchange<R: Read, W: Write>(
     if !responses.delay.is_zero() {
         thread::sleep(responses.delay);
     }
-    let response = if request.keep_alive {
-        &responses.keep_alive
-    } else {
-        &responses.close
-    };
+    let response = responses.pick(request.keep_alive);
     writer.write_all(response.bytes(request.head_only))?;
     // Pipelined requests already buffered get their responses in the same
     // write; flushing once the reader runs dry keeps a lone request prompt.
@@ -173,6 +186,10 @@ struct Responses {
     /// Time spent on each request before answering (DELAY_MS), to stand in for real
     /// work when testing autoscaling.
     delay: Duration,
+    /// FAIL_EVERY: every n-th request gets `failure` (0: none).
+    fail_every: u64,
+    served: AtomicU64,
+    failure: [Response; 2],
 }
 
 impl Responses {
@@ -183,6 +200,39 @@ impl Responses {
             close: Response::new("200 OK", &hello, false),
             bad_request: Response::new("400 Bad Request", "bad request\n", false),
             delay,
+            fail_every: 0,
+            served: AtomicU64::new(0),
+            failure: [
+                Response::new(
+                    "500 Internal Server Error",
+                    "failing on purpose (FAIL_EVERY)\n",
+                    false,
+                ),
+                Response::new(
+                    "500 Internal Server Error",
+                    "failing on purpose (FAIL_EVERY)\n",
+                    true,
+                ),
+            ],
+        }
+    }
+
+    fn failing_every(mut self, n: u64) -> Self {
+        self.fail_every = n;
+        self
+    }
+
+    fn pick(&self, keep_alive: bool) -> &Response {
+        if self.fail_every > 0 {
+            let n = self.served.fetch_add(1, Ordering::Relaxed) + 1;
+            if n % self.fail_every == 0 {
+                return &self.failure[usize::from(keep_alive)];
+            }
+        }
+        if keep_alive {
+            &self.keep_alive
+        } else {
+            &self.close
         }
     }
 }
