@@ -44,6 +44,15 @@ fn a_90_10_split_tags_and_rollback() {
     let refused = p.paas(&["deploy", "hello", "--traffic", "hello-00001=50"]);
     assert!(!refused.status.success());
     assert!(paas_e2e::stderr(&refused).contains("add up to 50"));
+    let refused = p.paas(&["deploy", "hello", "--traffic", "hello-00009=100"]);
+    assert!(!refused.status.success());
+    assert!(
+        paas_e2e::stderr(&refused).contains("hello-00009 is not a revision of hello"),
+        "{}",
+        paas_e2e::stderr(&refused)
+    );
+    let described = p.paas_ok(&["describe", "route", "hello"]);
+    assert!(described.contains("90% -> hello-00001"), "{described}");
 
     // 10,000 requests from 8 clients: the new revision's share is 10% ± 2 points.
     let port = p.http_port;

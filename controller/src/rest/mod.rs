@@ -349,7 +349,7 @@ pub(crate) async fn read_object<T: Object>(
 }
 
 /// Rules that need the running platform: the runtime must be able to run the container.
-fn check(state: &ApiState, svc: &Service) -> Result<Vec<String>, ApiError> {
+async fn check(state: &ApiState, svc: &Service) -> Result<Vec<String>, ApiError> {
     let report = validate_service(svc);
     let mut causes: Vec<(String, String)> = report
         .errors
@@ -372,6 +372,27 @@ fn check(state: &ApiState, svc: &Service) -> Result<Vec<String>, ApiError> {
         crate::fleet::IdlePolicy::from_annotations(&svc.spec.template.metadata.annotations)
     {
         causes.push(("spec.template.metadata.annotations".into(), problem));
+    }
+    // Named revisions must exist, and be this service's: a typo is an error now
+    // rather than a route that never becomes ready.
+    for (i, t) in svc.spec.traffic.iter().enumerate() {
+        let Some(revision) = t.revision_name.as_deref() else {
+            continue;
+        };
+        let found = state
+            .ctx
+            .store
+            .get::<Revision>(svc.namespace(), revision)
+            .await?;
+        if found.is_none_or(|r| r.configuration_name() != Some(svc.name())) {
+            causes.push((
+                format!("spec.traffic[{i}].revisionName"),
+                format!(
+                    "{revision} is not a revision of {}: `paas get revisions` lists them",
+                    svc.name()
+                ),
+            ));
+        }
     }
     if causes.is_empty() {
         let probe = Revision {
@@ -396,7 +417,7 @@ fn check(state: &ApiState, svc: &Service) -> Result<Vec<String>, ApiError> {
 }
 
 async fn create_service(state: &ApiState, svc: Service) -> Result<Response<Full<Bytes>>, ApiError> {
-    let warnings = check(state, &svc)?;
+    let warnings = check(state, &svc).await?;
     let created = state.ctx.store.create(&svc).await?;
     tracing::info!(service = %created.name(), namespace = %created.namespace(), "service created");
     Ok(json_response(
@@ -410,7 +431,7 @@ async fn replace_service(
     state: &ApiState,
     svc: Service,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
-    let warnings = check(state, &svc)?;
+    let warnings = check(state, &svc).await?;
     let Some(mut stored) = state
         .ctx
         .store

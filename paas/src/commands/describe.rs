@@ -35,6 +35,27 @@ pub(crate) async fn describe(client: &ApiClient, a: DescribeArgs) -> Result<Exit
         }
         _ => {}
     }
+    if plural == "routes" {
+        let canary = &o["status"]["canary"];
+        if canary.is_object() {
+            field(
+                "Canary",
+                format!("{}: {}", s(&canary["phase"]), s(&canary["message"])),
+            );
+        }
+        let rollout = &o["status"]["rollout"]["revisions"];
+        if rollout.as_array().is_some_and(|r| r.len() > 1) {
+            field(
+                "Rollout",
+                format!(
+                    "{}% every {} ms, next step at {}",
+                    s(&o["status"]["rollout"]["stepPercent"]),
+                    s(&o["status"]["rollout"]["stepMillis"]),
+                    s(&o["status"]["rollout"]["nextStepTime"])
+                ),
+            );
+        }
+    }
     if plural == "services" || plural == "configurations" {
         field("Latest", s(&o["status"]["latestCreatedRevisionName"]));
         field("Latest ready", s(&o["status"]["latestReadyRevisionName"]));
