@@ -209,6 +209,23 @@ impl Platform {
     }
 
     /// `paas get KIND -o json` items.
+    /// A route's split from its status: (revision, percent) in order.
+    pub fn route_split(&self, route: &str) -> Vec<(String, u64)> {
+        let route: serde_json::Value =
+            serde_json::from_str(&self.paas_ok(&["get", "route", route, "-o", "json"])).unwrap();
+        route["status"]["traffic"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| {
+                (
+                    t["revisionName"].as_str().unwrap_or_default().to_owned(),
+                    t["percent"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect()
+    }
+
     /// The Prometheus text of `/metrics`, with the API token.
     pub fn metrics(&self) -> String {
         let token = std::fs::read_to_string(self.data_dir.join("token")).unwrap();

@@ -40,22 +40,6 @@ fn wait_canary(p: &Platform, status: &str) -> (String, String, String) {
     }
 }
 
-fn split(p: &Platform) -> Vec<(String, u64)> {
-    let route: serde_json::Value =
-        serde_json::from_str(&p.paas_ok(&["get", "route", "hello", "-o", "json"])).unwrap();
-    route["status"]["traffic"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            (
-                t["revisionName"].as_str().unwrap().to_owned(),
-                t["percent"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn a_failing_canary_is_rolled_back_and_a_healthy_one_promoted() {
     let p = Platform::start(RuntimeKind::Process);
@@ -109,7 +93,7 @@ fn a_failing_canary_is_rolled_back_and_a_healthy_one_promoted() {
         message.contains("hello-00002") && message.contains("success rate"),
         "{message}"
     );
-    assert_eq!(split(&p), [("hello-00001".to_owned(), 100)]);
+    assert_eq!(p.route_split("hello"), [("hello-00001".to_owned(), 100)]);
     for _ in 0..20 {
         assert_eq!(p.get("hello", "/").body, "Hello World!\n");
     }
@@ -134,7 +118,7 @@ fn a_failing_canary_is_rolled_back_and_a_healthy_one_promoted() {
     let (_, reason, message) = wait_canary(&p, "True");
     println!("promoted: {message}");
     assert_eq!(reason, "Promoted");
-    assert_eq!(split(&p), [("hello-00003".to_owned(), 100)]);
+    assert_eq!(p.route_split("hello"), [("hello-00003".to_owned(), 100)]);
     assert_eq!(p.get("hello", "/").body, "Hello Good!\n");
     stop.store(true, Ordering::Relaxed);
     for t in load {

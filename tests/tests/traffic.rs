@@ -167,19 +167,7 @@ fn rollout_under_load(runtime: RuntimeKind, deploy: &[&str]) {
     let mut splits = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let route: serde_json::Value =
-            serde_json::from_str(&p.paas_ok(&["get", "route", "hello", "-o", "json"])).unwrap();
-        let split: Vec<(String, u64)> = route["status"]["traffic"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| {
-                (
-                    t["revisionName"].as_str().unwrap().to_owned(),
-                    t["percent"].as_u64().unwrap(),
-                )
-            })
-            .collect();
+        let split = p.route_split("hello");
         let done = split == [("hello-00002".to_owned(), 100)];
         if splits.last() != Some(&split) {
             splits.push(split);

@@ -5,7 +5,7 @@ use paas_api::condition::ConditionStatus;
 use paas_api::keys;
 use paas_api::{Configuration, Object, Revision};
 
-use super::{owned_by, ready_status, revision_number, Action, Context, Result};
+use super::{owned_by, ready_status, revision_number, revisions_of, Action, Context, Result};
 use crate::store::StoreExt;
 
 pub async fn reconcile(cfg: &Configuration, ctx: &Context) -> Result<Action> {
@@ -14,13 +14,7 @@ pub async fn reconcile(cfg: &Configuration, ctx: &Context) -> Result<Action> {
     let now = ctx.now();
     let generation = cfg.metadata.generation.unwrap_or(1);
 
-    let revisions: Vec<Revision> = ctx
-        .store
-        .list::<Revision>(Some(ns))
-        .await?
-        .into_iter()
-        .filter(|r| r.configuration_name() == Some(name))
-        .collect();
+    let revisions = revisions_of(ctx, ns, name).await?;
     let of_generation = revisions.iter().find(|r| {
         r.metadata
             .labels

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use paas_api::{Object, Revision, TrafficTarget};
 
-use super::{revision_number, Context, Result};
+use super::{revision_number, revisions_of, Context, Result};
 use crate::store::StoreExt;
 
 /// Knative's annotation that exempts a revision from collection.
@@ -38,13 +38,7 @@ pub async fn collect(
     traffic: &[TrafficTarget],
     latest: &[Option<String>],
 ) -> Result<()> {
-    let revisions: Vec<Revision> = ctx
-        .store
-        .list::<Revision>(Some(ns))
-        .await?
-        .into_iter()
-        .filter(|r| r.configuration_name() == Some(name))
-        .collect();
+    let revisions = revisions_of(ctx, ns, name).await?;
     let active: HashSet<&str> = traffic
         .iter()
         .filter_map(|t| t.revision_name.as_deref())

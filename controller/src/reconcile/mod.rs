@@ -11,7 +11,7 @@ use paas_api::{Object, Revision};
 use paas_gateway::RoutingTable;
 
 use crate::fleet::Fleet;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoreExt};
 
 pub mod broker;
 pub mod canary;
@@ -74,6 +74,17 @@ pub(crate) fn owned_by<T: Object>(owner: &T) -> OwnerReference {
 }
 
 /// A revision's number: `hello-00002` → 2.
+/// The revisions of configuration `name`.
+pub(crate) async fn revisions_of(ctx: &Context, ns: &str, name: &str) -> Result<Vec<Revision>> {
+    Ok(ctx
+        .store
+        .list::<Revision>(Some(ns))
+        .await?
+        .into_iter()
+        .filter(|r| r.configuration_name() == Some(name))
+        .collect())
+}
+
 pub(crate) fn revision_number(name: &str) -> Option<u32> {
     let (_, n) = name.rsplit_once('-')?;
     (n.len() == 5).then(|| n.parse().ok()).flatten()

@@ -178,29 +178,18 @@ fn expand_latest(
             left -= part;
             targets.push(target(revision, part));
         }
-        match plan.state.phase {
-            CanaryPhase::Progressing => status.conditions.set(
-                "Canary",
-                ConditionStatus::Unknown,
-                Some("Progressing"),
-                plan.state.message.as_deref(),
-                now,
-            ),
-            CanaryPhase::Succeeded => status.conditions.set(
-                "Canary",
-                ConditionStatus::True,
-                Some("Promoted"),
-                plan.state.message.as_deref(),
-                now,
-            ),
-            CanaryPhase::Failed => status.conditions.set(
-                "Canary",
-                ConditionStatus::False,
-                Some("CanaryFailed"),
-                plan.state.message.as_deref(),
-                now,
-            ),
-        }
+        let (st, reason) = match plan.state.phase {
+            CanaryPhase::Progressing => (ConditionStatus::Unknown, "Progressing"),
+            CanaryPhase::Succeeded => (ConditionStatus::True, "Promoted"),
+            CanaryPhase::Failed => (ConditionStatus::False, "CanaryFailed"),
+        };
+        status.conditions.set(
+            "Canary",
+            st,
+            Some(reason),
+            plan.state.message.as_deref(),
+            now,
+        );
         status.canary = Some(plan.state);
         status.rollout = None;
         return Expanded {
