@@ -7,29 +7,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::condition::Conditions;
 use crate::meta::ObjectMeta;
-use crate::object::Object;
 use crate::serving::{Addressable, Unsupported};
 
 pub const EVENTING_API_VERSION: &str = "eventing.knative.dev/v1";
 
 /// Trigger annotation choosing ordered or unordered delivery, as Knative's Kafka broker.
 pub const DELIVERY_ORDER: &str = "kafka.eventing.knative.dev/delivery.order";
-
-macro_rules! object {
-    ($ty:ident, $kind:literal, $plural:literal) => {
-        impl Object for $ty {
-            const API_VERSION: &'static str = EVENTING_API_VERSION;
-            const KIND: &'static str = $kind;
-            const PLURAL: &'static str = $plural;
-            fn meta(&self) -> &ObjectMeta {
-                &self.metadata
-            }
-            fn meta_mut(&mut self) -> &mut ObjectMeta {
-                &mut self.metadata
-            }
-        }
-    };
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -45,7 +28,7 @@ pub struct Broker {
     #[serde(default, skip_serializing_if = "BrokerStatus::is_empty")]
     pub status: BrokerStatus,
 }
-object!(Broker, "Broker", "brokers");
+object!(Broker, EVENTING_API_VERSION, "Broker", "brokers");
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -89,7 +72,7 @@ pub struct Trigger {
     #[serde(default, skip_serializing_if = "TriggerStatus::is_empty")]
     pub status: TriggerStatus,
 }
-object!(Trigger, "Trigger", "triggers");
+object!(Trigger, EVENTING_API_VERSION, "Trigger", "triggers");
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -1,9 +1,10 @@
-//! Validation of Brokers and Triggers. CESQL expressions are checked where the CESQL
+//! Validation of Brokers, Triggers and Sequences. CESQL expressions are checked where the CESQL
 //! parser lives (the eventing crate), at apply time.
 
 use crate::eventing::{
     Broker, DeliverySpec, Destination, SubscriptionsApiFilter, Trigger, DELIVERY_ORDER,
 };
+use crate::flows::Sequence;
 use crate::iso8601;
 use crate::names::dns1123_label_problem;
 use crate::validation::{FieldError, Report, Warning};
@@ -263,6 +264,32 @@ pub fn validate_delivery(d: &DeliverySpec, path: &str, r: &mut Report) {
     }
 }
 
+pub fn validate_sequence(s: &Sequence) -> Report {
+    let mut r = Report::default();
+    names(&s.metadata.name, s.metadata.namespace.as_deref(), &mut r);
+    if s.spec.channel_template.is_some() {
+        warn(
+            &mut r,
+            "spec.channelTemplate",
+            "is ignored: every step is a channel in paas' event log",
+        );
+    }
+    if s.spec.steps.is_empty() {
+        error(&mut r, "spec.steps", "needs at least one step");
+    }
+    for (i, step) in s.spec.steps.iter().enumerate() {
+        let path = format!("spec.steps[{i}]");
+        validate_destination(&step.destination(), &path, true, &mut r);
+        if let Some(d) = &step.delivery {
+            validate_delivery(d, &format!("{path}.delivery"), &mut r);
+        }
+    }
+    if let Some(reply) = &s.spec.reply {
+        validate_destination(reply, "spec.reply", true, &mut r);
+    }
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,5 +377,24 @@ mod tests {
         assert!(attribute_name_problem("Type").is_some());
         assert!(attribute_name_problem("a_b").is_some());
         assert!(attribute_name_problem(&"a".repeat(21)).is_some());
+    }
+
+    #[test]
+    fn a_sequence_needs_steps_that_resolve() {
+        let mut q = crate::flows::Sequence::default();
+        q.metadata.name = "words".into();
+        let r = validate_sequence(&q);
+        assert!(r.errors.iter().any(|e| e.path == "spec.steps"), "{r:?}");
+        q.spec.steps.push(crate::flows::SequenceStep {
+            uri: Some("not a url".into()),
+            ..Default::default()
+        });
+        let r = validate_sequence(&q);
+        assert!(
+            r.errors.iter().any(|e| e.path == "spec.steps[0].uri"),
+            "{r:?}"
+        );
+        q.spec.steps[0].uri = Some("http://127.0.0.1:9/".into());
+        assert!(validate_sequence(&q).errors.is_empty());
     }
 }

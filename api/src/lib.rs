@@ -2,11 +2,29 @@
 //! defaults and validation, and manifest parsing. No I/O lives here, so every rule is
 //! tested from values alone.
 
+/// `impl Object` for a resource type whose metadata is in `self.metadata`.
+macro_rules! object {
+    ($ty:ident, $api_version:expr, $kind:literal, $plural:literal) => {
+        impl $crate::object::Object for $ty {
+            const API_VERSION: &'static str = $api_version;
+            const KIND: &'static str = $kind;
+            const PLURAL: &'static str = $plural;
+            fn meta(&self) -> &$crate::meta::ObjectMeta {
+                &self.metadata
+            }
+            fn meta_mut(&mut self) -> &mut $crate::meta::ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
+}
+
 pub mod canary;
 pub mod condition;
 pub mod duration;
 pub mod eventing;
 pub mod eventing_validation;
+pub mod flows;
 pub mod iso8601;
 pub mod manifest;
 pub mod meta;

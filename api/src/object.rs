@@ -4,6 +4,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::eventing::{Broker, Trigger};
+use crate::flows::Sequence;
 use crate::meta::ObjectMeta;
 use crate::serving::{Configuration, Revision, Route, Service};
 
@@ -47,6 +48,7 @@ pub enum Resource {
     Route(Route),
     Broker(Broker),
     Trigger(Trigger),
+    Sequence(Sequence),
 }
 
 impl Resource {
@@ -58,6 +60,7 @@ impl Resource {
             Resource::Route(_) => Route::KIND,
             Resource::Broker(_) => Broker::KIND,
             Resource::Trigger(_) => Trigger::KIND,
+            Resource::Sequence(_) => Sequence::KIND,
         }
     }
 
@@ -69,6 +72,7 @@ impl Resource {
             Resource::Route(o) => o.meta(),
             Resource::Broker(o) => o.meta(),
             Resource::Trigger(o) => o.meta(),
+            Resource::Sequence(o) => o.meta(),
         }
     }
 
@@ -80,6 +84,7 @@ impl Resource {
             Resource::Route(o) => o.meta_mut(),
             Resource::Broker(o) => o.meta_mut(),
             Resource::Trigger(o) => o.meta_mut(),
+            Resource::Sequence(o) => o.meta_mut(),
         }
     }
 
@@ -91,6 +96,7 @@ impl Resource {
             Resource::Route(o) => serde_json::to_value(o),
             Resource::Broker(o) => serde_json::to_value(o),
             Resource::Trigger(o) => serde_json::to_value(o),
+            Resource::Sequence(o) => serde_json::to_value(o),
         };
         // Invariant: these types serialize to JSON infallibly (string keys, no non-finite floats).
         v.unwrap_or(serde_json::Value::Null)
@@ -106,6 +112,7 @@ pub fn plural_for(name: &str) -> Option<&'static str> {
         "route" | "routes" | "rt" => Route::PLURAL,
         "broker" | "brokers" => Broker::PLURAL,
         "trigger" | "triggers" => Trigger::PLURAL,
+        "sequence" | "sequences" => Sequence::PLURAL,
         _ => return None,
     })
 }

@@ -10,28 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::condition::Conditions;
 use crate::meta::ObjectMeta;
-use crate::object::Object;
 
 pub const SERVING_API_VERSION: &str = "serving.knative.dev/v1";
 
 /// A field Knative understands that paas accepts but does not act on.
 pub type Unsupported = Option<serde_json::Value>;
-
-macro_rules! object {
-    ($ty:ident, $kind:literal, $plural:literal) => {
-        impl Object for $ty {
-            const API_VERSION: &'static str = SERVING_API_VERSION;
-            const KIND: &'static str = $kind;
-            const PLURAL: &'static str = $plural;
-            fn meta(&self) -> &ObjectMeta {
-                &self.metadata
-            }
-            fn meta_mut(&mut self) -> &mut ObjectMeta {
-                &mut self.metadata
-            }
-        }
-    };
-}
 
 // ---------------------------------------------------------------------------------------
 // Service
@@ -50,7 +33,7 @@ pub struct Service {
     #[serde(default, skip_serializing_if = "ServiceStatus::is_empty")]
     pub status: ServiceStatus,
 }
-object!(Service, "Service", "services");
+object!(Service, SERVING_API_VERSION, "Service", "services");
 
 impl Service {
     pub fn new(namespace: &str, name: &str, spec: ServiceSpec) -> Self {
@@ -372,7 +355,12 @@ pub struct Configuration {
     #[serde(default)]
     pub status: ConfigurationStatus,
 }
-object!(Configuration, "Configuration", "configurations");
+object!(
+    Configuration,
+    SERVING_API_VERSION,
+    "Configuration",
+    "configurations"
+);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -411,7 +399,7 @@ pub struct Revision {
     #[serde(default)]
     pub status: RevisionStatus,
 }
-object!(Revision, "Revision", "revisions");
+object!(Revision, SERVING_API_VERSION, "Revision", "revisions");
 
 impl Revision {
     pub fn service_name(&self) -> Option<&str> {
@@ -471,7 +459,7 @@ pub struct Route {
     #[serde(default)]
     pub status: RouteStatus,
 }
-object!(Route, "Route", "routes");
+object!(Route, SERVING_API_VERSION, "Route", "routes");
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]

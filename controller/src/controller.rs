@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use paas_api::eventing::{Broker, Trigger};
+use paas_api::flows::Sequence;
 use paas_api::{Configuration, Object, Revision, Route, Service};
 use paas_gateway::RevisionKey;
 use tokio::sync::broadcast::error::RecvError;
@@ -117,6 +118,15 @@ async fn handle_event(ctx: &Context, event: Result<WatchEvent, RecvError>, queue
             if k.kind == Trigger::KIND {
                 ctx.dispatchers.stop(&format!("{}/{}", k.namespace, k.name));
             }
+            if k.kind == Sequence::KIND {
+                // Its dispatchers stop, and its channels go with their events.
+                let prefix = reconcile::sequence::dispatcher_prefix(&k.namespace, &k.name);
+                for spec in ctx.dispatchers.stop_where(|d| d.starts_with(&prefix)) {
+                    if let Err(e) = ctx.event_log.delete_topic(&spec.topic).await {
+                        tracing::warn!(topic = %spec.topic, error = %e, "deleting a sequence's channel failed");
+                    }
+                }
+            }
             if k.kind == Broker::KIND {
                 let topic = reconcile::broker::topic(&k.namespace, &k.name);
                 if let Err(e) = ctx.event_log.delete_topic(&topic).await {
@@ -149,11 +159,20 @@ async fn handle_event(ctx: &Context, event: Result<WatchEvent, RecvError>, queue
         }
         _ => {}
     }
-    // Triggers read their broker and their destinations (services, brokers).
-    if key.kind == Broker::KIND || key.kind == Service::KIND {
+    // Triggers and sequences read their broker and their destinations (services,
+    // brokers, sequences).
+    if key.kind == Broker::KIND || key.kind == Service::KIND || key.kind == Sequence::KIND {
         if let Ok(triggers) = ctx.store.list::<Trigger>(Some(ns)).await {
             for t in triggers {
                 queue.push(key_of::<Trigger>(ns, t.name()));
+            }
+        }
+        if let Ok(sequences) = ctx.store.list::<Sequence>(Some(ns)).await {
+            for q in sequences
+                .iter()
+                .filter(|q| q.name() != key.name || key.kind != Sequence::KIND)
+            {
+                queue.push(key_of::<Sequence>(ns, q.name()));
             }
         }
     }
@@ -219,6 +238,11 @@ async fn enqueue_all(ctx: &Context, queue: &mut WorkQueue) {
             queue.push(key_of::<Trigger>(o.namespace(), o.name()));
         }
     }
+    if let Ok(all) = ctx.store.list::<Sequence>(None).await {
+        for o in all {
+            queue.push(key_of::<Sequence>(o.namespace(), o.name()));
+        }
+    }
     forget_deleted_revisions(ctx).await;
 }
 
@@ -252,6 +276,10 @@ async fn reconcile_key(
         },
         k if k == Trigger::KIND => match ctx.store.get::<Trigger>(ns, name).await? {
             Some(o) => reconcile::trigger::reconcile(&o, ctx).await,
+            None => Ok(Action::Done),
+        },
+        k if k == Sequence::KIND => match ctx.store.get::<Sequence>(ns, name).await? {
+            Some(o) => reconcile::sequence::reconcile(&o, ctx).await,
             None => Ok(Action::Done),
         },
         _ => Ok(Action::Done),

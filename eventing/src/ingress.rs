@@ -1,6 +1,7 @@
 //! The broker ingress: `POST /{namespace}/{broker}` with CloudEvents in any HTTP mode.
 //! Events are validated, stored in the broker's topic (in the Kafka binding), and
-//! answered 202 only once the log says they are durable.
+//! answered 202 only once the log says they are durable. The same ingress serves the
+//! channels of flows (`POST /{namespace}/{channel}`), each a topic of its own.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,8 +17,32 @@ use crate::{EventLog, LogError};
 /// The CloudEvents size limit the ingress enforces by default (per request).
 pub const DEFAULT_MAX_BYTES: usize = 1 << 20;
 
+/// What an ingress's paths name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngressKind {
+    Broker,
+    Channel,
+}
+
+impl IngressKind {
+    fn noun(self) -> &'static str {
+        match self {
+            IngressKind::Broker => "broker",
+            IngressKind::Channel => "channel",
+        }
+    }
+
+    fn topic(self, namespace: &str, name: &str) -> String {
+        match self {
+            IngressKind::Broker => crate::broker_topic(namespace, name),
+            IngressKind::Channel => crate::channel_topic(namespace, name),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct BrokerIngress {
+    kind: IngressKind,
     log: Arc<dyn EventLog>,
     max_bytes: usize,
     /// Requests accepted (202) and refused, for /metrics.
@@ -27,7 +52,17 @@ pub struct BrokerIngress {
 
 impl BrokerIngress {
     pub fn new(log: Arc<dyn EventLog>) -> Self {
+        Self::of(IngressKind::Broker, log)
+    }
+
+    /// The ingress of the channels flows are made of.
+    pub fn channels(log: Arc<dyn EventLog>) -> Self {
+        Self::of(IngressKind::Channel, log)
+    }
+
+    fn of(kind: IngressKind, log: Arc<dyn EventLog>) -> Self {
         Self {
+            kind,
             log,
             max_bytes: DEFAULT_MAX_BYTES,
             accepted: AtomicU64::new(0),
@@ -68,17 +103,21 @@ impl BrokerIngress {
     {
         let path = req.uri().path().to_owned();
         let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        let noun = self.kind.noun();
         let [namespace, broker] = parts.as_slice() else {
             return Err((
                 StatusCode::NOT_FOUND,
-                format!("no broker at {path}: post to /NAMESPACE/BROKER"),
+                format!(
+                    "no {noun} at {path}: post to /NAMESPACE/{}",
+                    noun.to_uppercase()
+                ),
             ));
         };
         if req.method() != Method::POST {
             return Err((
                 StatusCode::METHOD_NOT_ALLOWED,
                 format!(
-                    "{} is not allowed: post CloudEvents to a broker",
+                    "{} is not allowed: post CloudEvents to a {noun}",
                     req.method()
                 ),
             ));
@@ -110,13 +149,16 @@ impl BrokerIngress {
             .to_bytes();
         let events = from_http(&parts_.headers, body)
             .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
-        let topic = crate::broker_topic(namespace, broker);
+        let topic = self.kind.topic(namespace, broker);
         let records = events.iter().map(kafka_binding::to_record).collect();
         match self.log.append(&topic, records).await {
             Ok(_) => Ok(answer(StatusCode::ACCEPTED, "")),
             Err(LogError::NoSuchTopic { .. }) => Err((
                 StatusCode::NOT_FOUND,
-                format!("no broker {namespace}/{broker}: create it with a Broker manifest (paas apply -f)"),
+                match self.kind {
+                    IngressKind::Broker => format!("no broker {namespace}/{broker}: create it with a Broker manifest (paas apply -f)"),
+                    IngressKind::Channel => format!("no channel {namespace}/{broker}: post to a Sequence's address (paas get sequences)"),
+                },
             )),
             Err(e) => {
                 tracing::warn!(%topic, error = %e, "storing events failed");
@@ -133,9 +175,11 @@ impl BrokerIngress {
     /// Prometheus text for the ingress's counters.
     pub fn render_metrics(&self, out: &mut String) {
         use std::fmt::Write;
+        let noun = self.kind.noun();
+        let name = format!("paas_{noun}_ingress_requests_total");
         let _ = writeln!(
             out,
-            "# HELP paas_broker_ingress_requests_total Requests to broker ingresses, by outcome.\n# TYPE paas_broker_ingress_requests_total counter\npaas_broker_ingress_requests_total{{outcome=\"accepted\"}} {}\npaas_broker_ingress_requests_total{{outcome=\"refused\"}} {}",
+            "# HELP {name} Requests to {noun} ingresses, by outcome.\n# TYPE {name} counter\n{name}{{outcome=\"accepted\"}} {}\n{name}{{outcome=\"refused\"}} {}",
             self.accepted.load(Ordering::Relaxed),
             self.refused.load(Ordering::Relaxed)
         );

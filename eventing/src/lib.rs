@@ -25,6 +25,12 @@ pub fn broker_topic(namespace: &str, broker: &str) -> String {
     format!("knative-broker-{namespace}-{broker}")
 }
 
+/// The event log topic of a channel (a hop of a flow), as Knative's Kafka channel
+/// names its topics.
+pub fn channel_topic(namespace: &str, channel: &str) -> String {
+    format!("knative-channel-{namespace}-{channel}")
+}
+
 /// One record in the CloudEvents Kafka binding's binary mode: `ce_` headers carry the
 /// attributes, the value carries the data, `partitionkey` becomes the key.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

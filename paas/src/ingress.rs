@@ -1,4 +1,5 @@
-//! Wiring: the broker ingress answers `broker-ingress.localhost` on the gateway's port.
+//! Wiring: the broker ingress answers `broker-ingress.localhost` on the gateway's port,
+//! the channel ingress (the first hop of a Sequence) `channel-ingress.localhost`.
 
 use std::sync::Arc;
 
@@ -9,6 +10,8 @@ use paas_gateway::{HandlerFuture, HostHandler};
 
 /// The host producers post events to, as in Knative's broker addresses.
 pub(crate) const INGRESS_HOST: &str = "broker-ingress.localhost";
+/// The host a Sequence's address points at.
+pub(crate) const CHANNEL_HOST: &str = "channel-ingress.localhost";
 
 #[derive(Debug)]
 pub(crate) struct IngressHandler(pub(crate) Arc<BrokerIngress>);

@@ -23,7 +23,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::cli::{RuntimeKind, UpArgs};
 use crate::config::{parse_listen, SERVER_FILE};
-use crate::ingress::{IngressHandler, INGRESS_HOST};
+use crate::ingress::{IngressHandler, CHANNEL_HOST, INGRESS_HOST};
 
 /// The backend, kept concrete for the clean-up at shutdown.
 enum Backend {
@@ -109,8 +109,10 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path) -> Result<()> {
         None => EmbeddedLog::open(&data_dir.join("eventlog"), Retention::default())?,
     };
     let ingress = Arc::new(BrokerIngress::new(event_log.clone()));
+    let channels = Arc::new(BrokerIngress::channels(event_log.clone()));
     let gateway = Gateway::new(table.clone(), autoscaler.clone())
-        .with_handler(INGRESS_HOST, Arc::new(IngressHandler(ingress.clone())));
+        .with_handler(INGRESS_HOST, Arc::new(IngressHandler(ingress.clone())))
+        .with_handler(CHANNEL_HOST, Arc::new(IngressHandler(channels.clone())));
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let bound = gateway.clone().bind(http_addr, workers).with_context(|| {
         format!("cannot listen on {http_addr} for the gateway: is another `paas up` running? choose another with --http")
@@ -140,6 +142,7 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path) -> Result<()> {
                 token: token.into(),
                 gateway,
                 ingress,
+                channels,
             },
         )),
     ];

@@ -555,13 +555,44 @@ pub fn stderr(o: &Output) -> String {
 /// A CloudEvents subscriber owned by the test (so that what it received survives a
 /// crash of paas): counts deliveries by `ce-id` and answers 202.
 pub fn event_sink() -> (u16, Arc<Mutex<HashMap<String, usize>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
     let seen: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
     let s = seen.clone();
+    let port = event_server(move |event| {
+        *s.lock()
+            .unwrap()
+            .entry(event.header("ce-id").to_owned())
+            .or_default() += 1;
+        "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n".to_owned()
+    });
+    (port, seen)
+}
+
+/// A CloudEvent in HTTP binary mode, as a test server received it.
+#[derive(Debug, Clone)]
+pub struct ReceivedEvent {
+    /// Lower-case names.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl ReceivedEvent {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+}
+
+/// An HTTP/1.1 server on 127.0.0.1 answering each request with the raw response
+/// `respond` makes of it (keep-alive; the response must carry Content-Length).
+pub fn event_server(respond: impl Fn(ReceivedEvent) -> String + Send + Sync + 'static) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let respond = Arc::new(respond);
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            let s = s.clone();
+            let respond = respond.clone();
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 let mut writer = stream;
@@ -570,7 +601,7 @@ pub fn event_sink() -> (u16, Arc<Mutex<HashMap<String, usize>>>) {
                     if reader.read_line(&mut line).unwrap_or(0) == 0 {
                         return;
                     }
-                    let (mut id, mut length) = (String::new(), 0usize);
+                    let mut headers = Vec::new();
                     loop {
                         let mut h = String::new();
                         if reader.read_line(&mut h).unwrap_or(0) == 0 {
@@ -581,27 +612,28 @@ pub fn event_sink() -> (u16, Arc<Mutex<HashMap<String, usize>>>) {
                             break;
                         }
                         if let Some((k, v)) = h.split_once(':') {
-                            match k.trim().to_ascii_lowercase().as_str() {
-                                "ce-id" => id = v.trim().to_owned(),
-                                "content-length" => length = v.trim().parse().unwrap_or(0),
-                                _ => {}
-                            }
+                            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
                         }
                     }
+                    let length = headers
+                        .iter()
+                        .find(|(k, _)| k == "content-length")
+                        .and_then(|(_, v)| v.parse().ok())
+                        .unwrap_or(0);
                     let mut body = vec![0; length];
                     if reader.read_exact(&mut body).is_err() {
                         return;
                     }
-                    *s.lock().unwrap().entry(id).or_default() += 1;
-                    if writer
-                        .write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
-                        .is_err()
-                    {
+                    let event = ReceivedEvent {
+                        headers,
+                        body: String::from_utf8_lossy(&body).into_owned(),
+                    };
+                    if writer.write_all(respond(event).as_bytes()).is_err() {
                         return;
                     }
                 }
             });
         }
     });
-    (port, seen)
+    port
 }

@@ -21,6 +21,7 @@ pub mod gc;
 pub mod revision;
 pub mod rollout;
 pub mod route;
+pub mod sequence;
 pub mod service;
 pub mod trigger;
 

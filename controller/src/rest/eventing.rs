@@ -1,6 +1,8 @@
-//! `eventing.knative.dev/v1` on the REST API: Brokers and Triggers.
+//! `eventing.knative.dev/v1` (Brokers, Triggers) and `flows.knative.dev/v1`
+//! (Sequences) on the REST API.
 //!
 //! ```text
+//! (and the same under /apis/flows.knative.dev/v1 for sequences)
 //! GET    /apis/eventing.knative.dev/v1/{brokers|triggers}                 all namespaces
 //! GET    /apis/eventing.knative.dev/v1/namespaces/{ns}/{brokers|triggers}[/{name}]
 //! POST   /apis/eventing.knative.dev/v1/namespaces/{ns}/{brokers|triggers}
@@ -13,7 +15,8 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use paas_api::eventing::{Broker, Trigger, EVENTING_API_VERSION};
-use paas_api::eventing_validation::{validate_broker, validate_trigger};
+use paas_api::eventing_validation::{validate_broker, validate_sequence, validate_trigger};
+use paas_api::flows::{Sequence, FLOWS_API_VERSION};
 use paas_api::validation::Report;
 use paas_api::Object;
 use serde_json::json;
@@ -37,6 +40,19 @@ impl Writable for Broker {
     }
     fn set_type(&mut self) {
         self.api_version = EVENTING_API_VERSION.into();
+        self.kind = Self::KIND.into();
+    }
+}
+
+impl Writable for Sequence {
+    fn validate(&self) -> Report {
+        validate_sequence(self)
+    }
+    fn clear_status(&mut self) {
+        self.status = Default::default();
+    }
+    fn set_type(&mut self) {
+        self.api_version = FLOWS_API_VERSION.into();
         self.kind = Self::KIND.into();
     }
 }
@@ -68,39 +84,58 @@ impl Writable for Trigger {
 pub(super) async fn route(
     state: &ApiState,
     req: Request<Incoming>,
+    group: &str,
     parts: &[&str],
 ) -> Result<Response<Full<Bytes>>, ApiError> {
     let method = req.method().clone();
-    match (parts, &method) {
-        (["brokers"], &Method::GET) => list::<Broker>(state, None).await,
-        (["triggers"], &Method::GET) => list::<Trigger>(state, None).await,
-        (["namespaces", ns, "brokers"], &Method::GET) => list::<Broker>(state, Some(ns)).await,
-        (["namespaces", ns, "triggers"], &Method::GET) => list::<Trigger>(state, Some(ns)).await,
-        (["namespaces", ns, "brokers", name], &Method::GET) => get::<Broker>(state, ns, name).await,
-        (["namespaces", ns, "triggers", name], &Method::GET) => {
-            get::<Trigger>(state, ns, name).await
+    let not_allowed = || ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: format!("/apis/{group}/{}", parts.join("/")),
+    };
+    let (ns, plural, name) = match parts {
+        [plural] => (None, *plural, None),
+        ["namespaces", ns, plural] => (Some(*ns), *plural, None),
+        ["namespaces", ns, plural, name] => (Some(*ns), *plural, Some(*name)),
+        _ => return Err(not_allowed()),
+    };
+    match (group, plural) {
+        (EVENTING_API_VERSION, "brokers") => handle::<Broker>(state, req, ns, name).await,
+        (EVENTING_API_VERSION, "triggers") => handle::<Trigger>(state, req, ns, name).await,
+        (FLOWS_API_VERSION, "sequences") => handle::<Sequence>(state, req, ns, name).await,
+        _ => Err(ApiError::NotFound(format!(
+            "no {plural} in {group}: it has {}",
+            if group == FLOWS_API_VERSION {
+                "sequences"
+            } else {
+                "brokers and triggers"
+            }
+        ))),
+    }
+    .map_err(|e| match e {
+        ApiError::MethodNotAllowed { .. } => not_allowed(),
+        e => e,
+    })
+}
+
+/// One kind's CRUD: list (all or one namespace), get, create, replace, delete.
+async fn handle<T: Writable>(
+    state: &ApiState,
+    req: Request<Incoming>,
+    ns: Option<&str>,
+    name: Option<&str>,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let method = req.method().clone();
+    match (method, ns, name) {
+        (Method::GET, ns, None) => list::<T>(state, ns).await,
+        (Method::GET, Some(ns), Some(name)) => get::<T>(state, ns, name).await,
+        (Method::POST, Some(ns), None) => create::<T>(state, read(req, ns, None).await?).await,
+        (Method::PUT, Some(ns), Some(name)) => {
+            replace::<T>(state, read(req, ns, Some(name)).await?).await
         }
-        (["namespaces", ns, "brokers"], &Method::POST) => {
-            create::<Broker>(state, read(req, ns, None).await?).await
-        }
-        (["namespaces", ns, "triggers"], &Method::POST) => {
-            create::<Trigger>(state, read(req, ns, None).await?).await
-        }
-        (["namespaces", ns, "brokers", name], &Method::PUT) => {
-            replace::<Broker>(state, read(req, ns, Some(name)).await?).await
-        }
-        (["namespaces", ns, "triggers", name], &Method::PUT) => {
-            replace::<Trigger>(state, read(req, ns, Some(name)).await?).await
-        }
-        (["namespaces", ns, "brokers", name], &Method::DELETE) => {
-            delete::<Broker>(state, ns, name).await
-        }
-        (["namespaces", ns, "triggers", name], &Method::DELETE) => {
-            delete::<Trigger>(state, ns, name).await
-        }
-        _ => Err(ApiError::MethodNotAllowed {
+        (Method::DELETE, Some(ns), Some(name)) => delete::<T>(state, ns, name).await,
+        (method, _, _) => Err(ApiError::MethodNotAllowed {
             method: method.to_string(),
-            path: format!("/apis/{EVENTING_API_VERSION}/{}", parts.join("/")),
+            path: String::new(),
         }),
     }
 }

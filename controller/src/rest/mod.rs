@@ -50,6 +50,8 @@ pub struct ApiState {
     pub token: Arc<str>,
     pub gateway: Gateway,
     pub ingress: Arc<paas_eventing::ingress::BrokerIngress>,
+    /// The channel ingress of flows.
+    pub channels: Arc<paas_eventing::ingress::BrokerIngress>,
 }
 
 pub async fn serve(listener: TcpListener, state: ApiState) {
@@ -109,14 +111,19 @@ async fn route(
         state.gateway.render_metrics(&mut out);
         state.ctx.autoscaler.render_metrics(&mut out);
         state.ingress.render_metrics(&mut out);
+        state.channels.render_metrics(&mut out);
         state.ctx.dispatchers.render_metrics(&mut out);
         return Ok(text(StatusCode::OK, out));
     }
     let query = req.uri().query().unwrap_or("").to_owned();
-    let eventing_prefix = format!("/apis/{}/", paas_api::eventing::EVENTING_API_VERSION);
-    if let Some(rest) = path.strip_prefix(&eventing_prefix) {
-        let parts: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-        return eventing::route(state, req, &parts).await;
+    for group in [
+        paas_api::eventing::EVENTING_API_VERSION,
+        paas_api::flows::FLOWS_API_VERSION,
+    ] {
+        if let Some(rest) = path.strip_prefix(&format!("/apis/{group}/")) {
+            let parts: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+            return eventing::route(state, req, group, &parts).await;
+        }
     }
     let prefix = format!("/apis/{SERVING_API_VERSION}/");
     let Some(rest) = path.strip_prefix(&prefix) else {

@@ -30,6 +30,22 @@ pub struct DispatchSpec {
     pub dead_letter: Option<String>,
     pub policy: DeliveryPolicy,
     pub ordered: bool,
+    /// Where a subscriber's reply event goes.
+    pub reply: ReplyTo,
+}
+
+/// Where a reply (a 2xx answer carrying a CloudEvent) goes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ReplyTo {
+    /// Back into the topic the event came from: a broker's triggers see it.
+    #[default]
+    SameTopic,
+    /// Into another topic: the next hop of a flow.
+    Topic(String),
+    /// To a destination, delivered as the event was (retries, dead letters).
+    Url(String),
+    /// Nowhere: the end of a flow that has no reply.
+    Drop,
 }
 
 impl PartialEq for DispatchSpec {
@@ -42,6 +58,7 @@ impl PartialEq for DispatchSpec {
             && self.dead_letter == other.dead_letter
             && self.policy == other.policy
             && self.ordered == other.ordered
+            && self.reply == other.reply
     }
 }
 
@@ -108,15 +125,30 @@ impl Dispatchers {
         if let Some(old) = self.lock().insert(key.to_owned(), running) {
             old.task.abort();
         }
-        tracing::info!(trigger = %key, "dispatcher started");
+        tracing::info!(dispatcher = %key, "dispatcher started");
         Ok(())
     }
 
     pub fn stop(&self, key: &str) {
         if let Some(r) = self.lock().remove(key) {
             r.task.abort();
-            tracing::info!(trigger = %key, "dispatcher stopped");
+            tracing::info!(dispatcher = %key, "dispatcher stopped");
         }
+    }
+
+    /// Stop the dispatchers whose key `stop` picks; returns what they were doing.
+    pub fn stop_where(&self, stop: impl Fn(&str) -> bool) -> Vec<DispatchSpec> {
+        let mut stopped = Vec::new();
+        self.lock().retain(|k, r| {
+            let stopping = stop(k);
+            if stopping {
+                r.task.abort();
+                tracing::info!(dispatcher = %k, "dispatcher stopped");
+                stopped.push(r.spec.clone());
+            }
+            !stopping
+        });
+        stopped
     }
 
     /// Stop the dispatchers whose key is not in `keep`.

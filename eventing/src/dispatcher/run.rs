@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::metrics::TriggerMetrics;
-use super::{DispatchSpec, DEFAULT_PARALLELISM};
+use super::{DispatchSpec, ReplyTo, DEFAULT_PARALLELISM};
 use crate::cloudevent::{kafka_binding, CloudEvent};
 use crate::delivery::{deliver, Outcome, Transport};
 use crate::offsets::OffsetTracker;
@@ -211,13 +211,10 @@ impl Dispatch {
             .await;
             match &outcome {
                 Outcome::Delivered { reply: Some(reply) } => {
-                    // A reply goes back into the broker, and is not lost either.
-                    let record = kafka_binding::to_record(reply);
-                    match log.append(&spec.topic, vec![record]).await {
-                        Ok(_) => metrics.count(&metrics.replies),
-                        Err(e) => {
-                            tracing::warn!(topic = %spec.topic, error = %e, "storing a reply failed")
-                        }
+                    // A reply is not lost either: the event counts as done only once
+                    // its reply is stored or delivered.
+                    if forward_reply(&*log, &*transport, &spec, reply).await {
+                        metrics.count(&metrics.replies);
                     }
                 }
                 Outcome::Delivered { reply: None } => {}
@@ -237,5 +234,43 @@ impl Dispatch {
 async fn commit(sub: &mut dyn Subscription, spec: &DispatchSpec, partition: i32, offset: i64) {
     if let Err(e) = sub.commit(Position { partition, offset }).await {
         tracing::warn!(topic = %spec.topic, group = %spec.group, partition, offset, error = %e, "committing failed; the events since the last commit will be delivered again");
+    }
+}
+
+/// Send a reply where the spec says; whether it went anywhere.
+async fn forward_reply(
+    log: &dyn EventLog,
+    transport: &dyn Transport,
+    spec: &DispatchSpec,
+    reply: &CloudEvent,
+) -> bool {
+    let topic = match &spec.reply {
+        ReplyTo::Drop => return false,
+        ReplyTo::SameTopic => &spec.topic,
+        ReplyTo::Topic(t) => t,
+        ReplyTo::Url(url) => {
+            let outcome = deliver(
+                transport,
+                reply,
+                url,
+                spec.dead_letter.as_deref(),
+                &spec.policy,
+            )
+            .await;
+            if let Outcome::Dropped { reason } = &outcome {
+                tracing::error!(group = %spec.group, id = %reply.id, %reason, "reply dropped: out of retries and no dead-letter sink took it");
+            }
+            return matches!(outcome, Outcome::Delivered { .. });
+        }
+    };
+    match log
+        .append(topic, vec![kafka_binding::to_record(reply)])
+        .await
+    {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(%topic, error = %e, "storing a reply failed");
+            false
+        }
     }
 }

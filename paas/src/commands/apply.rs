@@ -69,6 +69,7 @@ pub(crate) async fn apply(client: &ApiClient, a: ApplyArgs) -> Result<ExitCode> 
             Resource::Service(_) => ("services", "serving.knative.dev"),
             Resource::Broker(_) => ("brokers", "eventing.knative.dev"),
             Resource::Trigger(_) => ("triggers", "eventing.knative.dev"),
+            Resource::Sequence(_) => ("sequences", "flows.knative.dev"),
             _ => bail!(
                 "{}: {kind} cannot be applied: it is derived from a Service",
                 m.origin

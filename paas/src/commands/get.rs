@@ -95,6 +95,17 @@ pub(crate) async fn get(client: &ApiClient, a: GetArgs) -> Result<ExitCode> {
                     ready.into(),
                     reason.into(),
                 ]),
+                "sequences" => row.extend([
+                    name,
+                    s(&o["status"]["address"]["url"]),
+                    o["spec"]["steps"]
+                        .as_array()
+                        .map_or(0, Vec::len)
+                        .to_string(),
+                    age(created),
+                    ready.into(),
+                    reason.into(),
+                ]),
                 "triggers" => row.extend([
                     name,
                     s(&o["spec"]["broker"]),
@@ -129,6 +140,7 @@ pub(crate) async fn get(client: &ApiClient, a: GetArgs) -> Result<ExitCode> {
         .as_slice(),
         "routes" => ["NAME", "URL", "TRAFFIC", "AGE", "READY", "REASON"].as_slice(),
         "brokers" => ["NAME", "URL", "AGE", "READY", "REASON"].as_slice(),
+        "sequences" => ["NAME", "URL", "STEPS", "AGE", "READY", "REASON"].as_slice(),
         "triggers" => ["NAME", "BROKER", "SUBSCRIBER_URI", "AGE", "READY", "REASON"].as_slice(),
         _ => [
             "NAME",
