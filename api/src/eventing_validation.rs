@@ -4,7 +4,7 @@
 use crate::eventing::{
     Broker, DeliverySpec, Destination, SubscriptionsApiFilter, Trigger, DELIVERY_ORDER,
 };
-use crate::flows::Sequence;
+use crate::flows::{Parallel, Sequence};
 use crate::iso8601;
 use crate::names::dns1123_label_problem;
 use crate::validation::{FieldError, Report, Warning};
@@ -285,6 +285,38 @@ pub fn validate_sequence(s: &Sequence) -> Report {
         }
     }
     if let Some(reply) = &s.spec.reply {
+        validate_destination(reply, "spec.reply", true, &mut r);
+    }
+    r
+}
+
+pub fn validate_parallel(p: &Parallel) -> Report {
+    let mut r = Report::default();
+    names(&p.metadata.name, p.metadata.namespace.as_deref(), &mut r);
+    if p.spec.channel_template.is_some() {
+        warn(
+            &mut r,
+            "spec.channelTemplate",
+            "is ignored: every branch is a channel in paas' event log",
+        );
+    }
+    if p.spec.branches.is_empty() {
+        error(&mut r, "spec.branches", "needs at least one branch");
+    }
+    for (i, b) in p.spec.branches.iter().enumerate() {
+        let path = format!("spec.branches[{i}]");
+        if let Some(f) = &b.filter {
+            validate_destination(f, &format!("{path}.filter"), true, &mut r);
+        }
+        validate_destination(&b.subscriber, &format!("{path}.subscriber"), true, &mut r);
+        if let Some(reply) = &b.reply {
+            validate_destination(reply, &format!("{path}.reply"), true, &mut r);
+        }
+        if let Some(d) = &b.delivery {
+            validate_delivery(d, &format!("{path}.delivery"), &mut r);
+        }
+    }
+    if let Some(reply) = &p.spec.reply {
         validate_destination(reply, "spec.reply", true, &mut r);
     }
     r

@@ -1,5 +1,8 @@
-//! `flows.knative.dev/v1`: Sequence, in Knative's shape. Each step is a destination
-//! with its own delivery; step N's reply goes to step N+1, the last one's to `reply`.
+//! `flows.knative.dev/v1`: Sequence and Parallel, in Knative's shapes. A Sequence's
+//! step N's reply goes to step N+1, the last one's to `reply`. A Parallel copies each
+//! event to every branch; a branch's optional filter decides (by replying with the
+//! event) whether its subscriber gets it, and the subscriber's reply goes to the
+//! branch's reply, else the Parallel's.
 
 use serde::{Deserialize, Serialize};
 
@@ -82,6 +85,76 @@ pub struct SequenceStatus {
 }
 
 impl SequenceStatus {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Parallel {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: ParallelSpec,
+    #[serde(default, skip_serializing_if = "ParallelStatus::is_empty")]
+    pub status: ParallelStatus,
+}
+object!(Parallel, FLOWS_API_VERSION, "Parallel", "parallels");
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ParallelSpec {
+    #[serde(default)]
+    pub branches: Vec<ParallelBranch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_template: Unsupported,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<Destination>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ParallelBranch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<Destination>,
+    #[serde(default)]
+    pub subscriber: Destination,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<Destination>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<DeliverySpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ParallelStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Conditions::is_empty")]
+    pub conditions: Conditions,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<Addressable>,
+    /// Each branch's resolved filter (if any), subscriber and reply (paas' own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub branches: Vec<ParallelBranchStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ParallelBranchStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter_uri: Option<String>,
+    pub subscriber_uri: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_uri: Option<String>,
+}
+
+impl ParallelStatus {
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
     }

@@ -4,8 +4,10 @@
 use std::fmt;
 
 use crate::eventing::{Broker, Trigger, EVENTING_API_VERSION};
-use crate::eventing_validation::{validate_broker, validate_sequence, validate_trigger};
-use crate::flows::{Sequence, FLOWS_API_VERSION};
+use crate::eventing_validation::{
+    validate_broker, validate_parallel, validate_sequence, validate_trigger,
+};
+use crate::flows::{Parallel, Sequence, FLOWS_API_VERSION};
 use crate::object::{Resource, TypeMeta};
 use crate::serving::{Service, SERVING_API_VERSION};
 use crate::validation::{validate_service, Report};
@@ -141,8 +143,13 @@ fn parse_document(file: &str, doc: &Document) -> Result<Option<Manifest>, Vec<St
             let report = validate_sequence(&q);
             (Resource::Sequence(q), report)
         }),
+        (FLOWS_API_VERSION, "Parallel") => parse_typed(file, doc, origin, |mut q: Parallel| {
+            q.status = Default::default();
+            let report = validate_parallel(&q);
+            (Resource::Parallel(q), report)
+        }),
         (api, kind) => Err(vec![format!(
-            "{origin}: kind: {kind} ({api}) cannot be applied: paas applies {SERVING_API_VERSION} Service, {EVENTING_API_VERSION} Broker and Trigger, and {FLOWS_API_VERSION} Sequence"
+            "{origin}: kind: {kind} ({api}) cannot be applied: paas applies {SERVING_API_VERSION} Service, {EVENTING_API_VERSION} Broker and Trigger, and {FLOWS_API_VERSION} Sequence and Parallel"
         )]),
     }
 }

@@ -4,7 +4,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::eventing::{Broker, Trigger};
-use crate::flows::Sequence;
+use crate::flows::{Parallel, Sequence};
 use crate::meta::ObjectMeta;
 use crate::serving::{Configuration, Revision, Route, Service};
 
@@ -49,6 +49,7 @@ pub enum Resource {
     Broker(Broker),
     Trigger(Trigger),
     Sequence(Sequence),
+    Parallel(Parallel),
 }
 
 impl Resource {
@@ -61,6 +62,7 @@ impl Resource {
             Resource::Broker(_) => Broker::KIND,
             Resource::Trigger(_) => Trigger::KIND,
             Resource::Sequence(_) => Sequence::KIND,
+            Resource::Parallel(_) => Parallel::KIND,
         }
     }
 
@@ -73,6 +75,7 @@ impl Resource {
             Resource::Broker(o) => o.meta(),
             Resource::Trigger(o) => o.meta(),
             Resource::Sequence(o) => o.meta(),
+            Resource::Parallel(o) => o.meta(),
         }
     }
 
@@ -85,6 +88,7 @@ impl Resource {
             Resource::Broker(o) => o.meta_mut(),
             Resource::Trigger(o) => o.meta_mut(),
             Resource::Sequence(o) => o.meta_mut(),
+            Resource::Parallel(o) => o.meta_mut(),
         }
     }
 
@@ -97,6 +101,7 @@ impl Resource {
             Resource::Broker(o) => serde_json::to_value(o),
             Resource::Trigger(o) => serde_json::to_value(o),
             Resource::Sequence(o) => serde_json::to_value(o),
+            Resource::Parallel(o) => serde_json::to_value(o),
         };
         // Invariant: these types serialize to JSON infallibly (string keys, no non-finite floats).
         v.unwrap_or(serde_json::Value::Null)
@@ -113,6 +118,7 @@ pub fn plural_for(name: &str) -> Option<&'static str> {
         "broker" | "brokers" => Broker::PLURAL,
         "trigger" | "triggers" => Trigger::PLURAL,
         "sequence" | "sequences" => Sequence::PLURAL,
+        "parallel" | "parallels" => Parallel::PLURAL,
         _ => return None,
     })
 }

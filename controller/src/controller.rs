@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use paas_api::eventing::{Broker, Trigger};
-use paas_api::flows::Sequence;
+use paas_api::flows::{Parallel, Sequence};
 use paas_api::{Configuration, Object, Revision, Route, Service};
 use paas_gateway::RevisionKey;
 use tokio::sync::broadcast::error::RecvError;
@@ -118,12 +118,32 @@ async fn handle_event(ctx: &Context, event: Result<WatchEvent, RecvError>, queue
             if k.kind == Trigger::KIND {
                 ctx.dispatchers.stop(&format!("{}/{}", k.namespace, k.name));
             }
-            if k.kind == Sequence::KIND {
-                // Its dispatchers stop, and its channels go with their events.
-                let prefix = reconcile::sequence::dispatcher_prefix(&k.namespace, &k.name);
-                for spec in ctx.dispatchers.stop_where(|d| d.starts_with(&prefix)) {
-                    if let Err(e) = ctx.event_log.delete_topic(&spec.topic).await {
-                        tracing::warn!(topic = %spec.topic, error = %e, "deleting a sequence's channel failed");
+            let flow_prefix = if k.kind == Sequence::KIND {
+                Some(reconcile::sequence::dispatcher_prefix(
+                    &k.namespace,
+                    &k.name,
+                ))
+            } else if k.kind == Parallel::KIND {
+                Some(reconcile::parallel::dispatcher_prefix(
+                    &k.namespace,
+                    &k.name,
+                ))
+            } else {
+                None
+            };
+            if let Some(prefix) = flow_prefix {
+                // A flow's dispatchers stop, and its channels go with their events.
+                let mut topics: Vec<String> = ctx
+                    .dispatchers
+                    .stop_where(|d| d.starts_with(&prefix))
+                    .into_iter()
+                    .map(|spec| spec.topic)
+                    .collect();
+                topics.sort();
+                topics.dedup();
+                for topic in topics {
+                    if let Err(e) = ctx.event_log.delete_topic(&topic).await {
+                        tracing::warn!(%topic, error = %e, "deleting a flow's channel failed");
                     }
                 }
             }
@@ -161,7 +181,7 @@ async fn handle_event(ctx: &Context, event: Result<WatchEvent, RecvError>, queue
     }
     // Triggers and sequences read their broker and their destinations (services,
     // brokers, sequences).
-    if key.kind == Broker::KIND || key.kind == Service::KIND || key.kind == Sequence::KIND {
+    if [Broker::KIND, Service::KIND, Sequence::KIND, Parallel::KIND].contains(&key.kind) {
         if let Ok(triggers) = ctx.store.list::<Trigger>(Some(ns)).await {
             for t in triggers {
                 queue.push(key_of::<Trigger>(ns, t.name()));
@@ -173,6 +193,14 @@ async fn handle_event(ctx: &Context, event: Result<WatchEvent, RecvError>, queue
                 .filter(|q| q.name() != key.name || key.kind != Sequence::KIND)
             {
                 queue.push(key_of::<Sequence>(ns, q.name()));
+            }
+        }
+        if let Ok(parallels) = ctx.store.list::<Parallel>(Some(ns)).await {
+            for q in parallels
+                .iter()
+                .filter(|q| q.name() != key.name || key.kind != Parallel::KIND)
+            {
+                queue.push(key_of::<Parallel>(ns, q.name()));
             }
         }
     }
@@ -243,6 +271,11 @@ async fn enqueue_all(ctx: &Context, queue: &mut WorkQueue) {
             queue.push(key_of::<Sequence>(o.namespace(), o.name()));
         }
     }
+    if let Ok(all) = ctx.store.list::<Parallel>(None).await {
+        for o in all {
+            queue.push(key_of::<Parallel>(o.namespace(), o.name()));
+        }
+    }
     forget_deleted_revisions(ctx).await;
 }
 
@@ -280,6 +313,10 @@ async fn reconcile_key(
         },
         k if k == Sequence::KIND => match ctx.store.get::<Sequence>(ns, name).await? {
             Some(o) => reconcile::sequence::reconcile(&o, ctx).await,
+            None => Ok(Action::Done),
+        },
+        k if k == Parallel::KIND => match ctx.store.get::<Parallel>(ns, name).await? {
+            Some(o) => reconcile::parallel::reconcile(&o, ctx).await,
             None => Ok(Action::Done),
         },
         _ => Ok(Action::Done),

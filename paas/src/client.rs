@@ -55,7 +55,7 @@ impl ApiClient {
     pub(crate) fn path(namespace: Option<&str>, plural: &str, name: Option<&str>) -> String {
         let group = match plural {
             "brokers" | "triggers" => paas_api::eventing::EVENTING_API_VERSION,
-            "sequences" => paas_api::flows::FLOWS_API_VERSION,
+            "sequences" | "parallels" => paas_api::flows::FLOWS_API_VERSION,
             _ => SERVING_API_VERSION,
         };
         let mut p = format!("/apis/{group}");

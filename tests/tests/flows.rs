@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use paas_e2e::{event_server, http, write_manifest, Platform, RuntimeKind};
+use paas_e2e::{event_server, http, write_manifest, Platform, ReceivedEvent, RuntimeKind};
 
 /// A step that answers each event with the same event, its data (a JSON string)
 /// extended by ` word`. With `flaky`, the first attempt at each event gets a 503: half
@@ -24,32 +24,103 @@ fn appender(word: &'static str, flaky: bool) -> u16 {
             return "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n".to_owned();
         }
         let data: String = serde_json::from_str(&event.body).unwrap();
-        let body = serde_json::to_string(&format!("{data} {word}")).unwrap();
-        let mut resp = "HTTP/1.1 200 OK\r\n".to_owned();
-        for (k, v) in &event.headers {
-            if k.starts_with("ce-") {
-                resp.push_str(&format!("{k}: {v}\r\n"));
-            }
-        }
-        resp.push_str(&format!(
-            "content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-            body.len()
-        ));
-        resp
+        reply_with(
+            &event,
+            None,
+            &serde_json::to_string(&format!("{data} {word}")).unwrap(),
+        )
     })
+}
+
+/// A 200 carrying `event` back as a reply, with another id if given and `body` as
+/// its JSON data.
+fn reply_with(event: &ReceivedEvent, id: Option<&str>, body: &str) -> String {
+    let mut resp = "HTTP/1.1 200 OK\r\n".to_owned();
+    for (k, v) in &event.headers {
+        let v = if k == "ce-id" { id.unwrap_or(v) } else { v };
+        if k.starts_with("ce-") {
+            resp.push_str(&format!("{k}: {v}\r\n"));
+        }
+    }
+    resp.push_str(&format!(
+        "content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    resp
+}
+
+const ACCEPTED: &str = "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n";
+
+/// A sink that keeps the ids (and data) of what it receives.
+fn recorder() -> (u16, Arc<Mutex<HashMap<String, String>>>) {
+    let received: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+    let r = received.clone();
+    let port = event_server(move |event| {
+        r.lock()
+            .unwrap()
+            .insert(event.header("ce-id").to_owned(), event.body);
+        ACCEPTED.to_owned()
+    });
+    (port, received)
+}
+
+fn wait_count(what: &str, map: &Arc<Mutex<HashMap<String, String>>>, n: usize, p: &Platform) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while map.lock().unwrap().len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {} of {n}\n{}",
+            map.lock().unwrap().len(),
+            p.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn post_events(p: &Platform, path: &str, prefix: &str, n: usize) {
+    let host = format!("channel-ingress.localhost:{}", p.http_port);
+    for i in 0..n {
+        let id = format!("{prefix}-{i}");
+        let r = http(
+            p.http_port,
+            &host,
+            "POST",
+            path,
+            &[
+                ("ce-specversion", "1.0"),
+                ("ce-id", &id),
+                ("ce-source", "/e2e"),
+                ("ce-type", "dev.paas.flows"),
+                ("content-type", "application/json"),
+            ],
+            Some(&format!("\"{i}\"")),
+        )
+        .unwrap();
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
+}
+
+fn wait_ready(p: &Platform, kind: &str, name: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let o: serde_json::Value =
+            serde_json::from_str(&p.paas_ok(&["get", kind, name, "-o", "json"])).unwrap();
+        let ready = o["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        });
+        if ready {
+            return o["status"]["address"]["url"].as_str().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "{}", o["status"]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
 fn a_sequence_of_three_steps_carries_every_event_to_its_reply() {
     let p = Platform::start(RuntimeKind::Process);
-    let received: Arc<Mutex<HashMap<String, String>>> = Arc::default();
-    let r = received.clone();
-    let reply = event_server(move |event| {
-        r.lock()
-            .unwrap()
-            .insert(event.header("ce-id").to_owned(), event.body);
-        "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n".to_owned()
-    });
+    let (reply, received) = recorder();
     // The middle step fails half of its requests: retries carry the events through.
     let (one, two, three) = (
         appender("one", false),
@@ -76,20 +147,7 @@ spec:
     let path = write_manifest(&p.data_dir, "sequence.yaml", &manifest);
     let applied = p.paas_ok(&["apply", "-f", path.to_str().unwrap()]);
     assert!(applied.contains("created"), "{applied}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let address = loop {
-        let seq: serde_json::Value =
-            serde_json::from_str(&p.paas_ok(&["get", "sequence", "words", "-o", "json"])).unwrap();
-        let ready = seq["status"]["conditions"].as_array().is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        });
-        if ready {
-            break seq["status"]["address"]["url"].as_str().unwrap().to_owned();
-        }
-        assert!(Instant::now() < deadline, "{}", seq["status"]);
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let address = wait_ready(&p, "sequence", "words");
     assert_eq!(
         address,
         format!(
@@ -100,36 +158,8 @@ spec:
     let listed = p.paas_ok(&["get", "sequences"]);
     assert!(listed.contains("words") && listed.contains('3'), "{listed}");
 
-    let host = format!("channel-ingress.localhost:{}", p.http_port);
-    for i in 0..100 {
-        let id = format!("w-{i}");
-        let r = http(
-            p.http_port,
-            &host,
-            "POST",
-            "/default/words-kn-sequence-0",
-            &[
-                ("ce-specversion", "1.0"),
-                ("ce-id", &id),
-                ("ce-source", "/e2e"),
-                ("ce-type", "dev.paas.words"),
-                ("content-type", "application/json"),
-            ],
-            Some(&format!("\"{i}\"")),
-        )
-        .unwrap();
-        assert_eq!(r.status, 202, "{}", r.body);
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while received.lock().unwrap().len() < 100 {
-        assert!(
-            Instant::now() < deadline,
-            "{} of 100 reached the reply\n{}",
-            received.lock().unwrap().len(),
-            p.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    post_events(&p, "/default/words-kn-sequence-0", "w", 100);
+    wait_count("the reply", &received, 100, &p);
     let received = received.lock().unwrap();
     for i in 0..100 {
         assert_eq!(
@@ -141,6 +171,7 @@ spec:
 
     // Deleting the sequence takes its channels with it.
     p.paas_ok(&["delete", "sequence", "words"]);
+    let host = format!("channel-ingress.localhost:{}", p.http_port);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let r = http(
@@ -164,4 +195,99 @@ spec:
         assert!(Instant::now() < deadline, "{} {}", r.status, r.body);
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn a_parallel_sends_each_event_to_the_branch_whose_filter_takes_it() {
+    let p = Platform::start(RuntimeKind::Process);
+    // Filters answer with the event when its number has their parity, else with nothing.
+    let filter = |even: bool| {
+        event_server(move |event| {
+            let n: u64 = serde_json::from_str::<String>(&event.body)
+                .unwrap()
+                .parse()
+                .unwrap();
+            if (n % 2 == 0) == even {
+                reply_with(&event, None, &event.body)
+            } else {
+                ACCEPTED.to_owned()
+            }
+        })
+    };
+    // Subscribers count what they get and answer with a reply event.
+    let subscriber = |branch: &'static str| {
+        let got: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+        let g = got.clone();
+        let port = event_server(move |event| {
+            let id = event.header("ce-id").to_owned();
+            g.lock().unwrap().insert(id.clone(), event.body.clone());
+            reply_with(&event, Some(&format!("{id}-{branch}")), &event.body)
+        });
+        (port, got)
+    };
+    let (even_filter, odd_filter) = (filter(true), filter(false));
+    let (even_port, even) = subscriber("even");
+    let (odd_port, odd) = subscriber("odd");
+    let (reply, replies) = recorder();
+    let manifest = format!(
+        "apiVersion: flows.knative.dev/v1
+kind: Parallel
+metadata:
+  name: parity
+spec:
+  branches:
+    - filter:
+        uri: http://127.0.0.1:{even_filter}/
+      subscriber:
+        uri: http://127.0.0.1:{even_port}/
+    - filter:
+        uri: http://127.0.0.1:{odd_filter}/
+      subscriber:
+        uri: http://127.0.0.1:{odd_port}/
+  reply:
+    uri: http://127.0.0.1:{reply}/
+"
+    );
+    let path = write_manifest(&p.data_dir, "parallel.yaml", &manifest);
+    p.paas_ok(&["apply", "-f", path.to_str().unwrap()]);
+    let address = wait_ready(&p, "parallel", "parity");
+    assert!(
+        address.ends_with("/default/parity-kn-parallel"),
+        "{address}"
+    );
+    let listed = p.paas_ok(&["get", "parallels"]);
+    assert!(listed.contains("parity"), "{listed}");
+
+    post_events(&p, "/default/parity-kn-parallel", "n", 100);
+    wait_count("the top-level reply", &replies, 100, &p);
+    // Nothing more trickles in: each event went to exactly one branch.
+    std::thread::sleep(Duration::from_millis(500));
+    let even = even.lock().unwrap();
+    let odd = odd.lock().unwrap();
+    println!("even branch: {}, odd branch: {}", even.len(), odd.len());
+    assert_eq!(even.len(), 50);
+    assert_eq!(odd.len(), 50);
+    for i in 0..100 {
+        let (mine, other, tag) = if i % 2 == 0 {
+            (&even, &odd, "even")
+        } else {
+            (&odd, &even, "odd")
+        };
+        assert!(
+            mine.contains_key(&format!("n-{i}")),
+            "n-{i} missed its branch"
+        );
+        assert!(
+            !other.contains_key(&format!("n-{i}")),
+            "n-{i} in the wrong branch"
+        );
+        assert!(
+            replies
+                .lock()
+                .unwrap()
+                .contains_key(&format!("n-{i}-{tag}")),
+            "the reply of n-{i}"
+        );
+    }
+    assert_eq!(replies.lock().unwrap().len(), 100);
 }

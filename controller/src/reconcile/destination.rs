@@ -3,6 +3,7 @@
 //! a `ref` is appended to the ref's address.
 
 use paas_api::eventing::{Broker, Destination};
+use paas_api::flows::{Parallel, Sequence};
 use paas_api::Service;
 
 use super::{Context, Result};
@@ -29,6 +30,16 @@ pub(crate) async fn resolve(
                     .get::<Broker>(ns, &r.name)
                     .await?
                     .and_then(|b| b.status.address.map(|a| a.url)),
+                "Sequence" => ctx
+                    .store
+                    .get::<Sequence>(ns, &r.name)
+                    .await?
+                    .and_then(|q| q.status.address.map(|a| a.url)),
+                "Parallel" => ctx
+                    .store
+                    .get::<Parallel>(ns, &r.name)
+                    .await?
+                    .and_then(|q| q.status.address.map(|a| a.url)),
                 other => {
                     return Ok(Err(format!(
                         "{other} {ns}/{} cannot be a destination",

@@ -18,6 +18,7 @@ pub mod canary;
 pub mod configuration;
 mod destination;
 pub mod gc;
+pub mod parallel;
 pub mod revision;
 pub mod rollout;
 pub mod route;

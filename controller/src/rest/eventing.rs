@@ -2,7 +2,7 @@
 //! (Sequences) on the REST API.
 //!
 //! ```text
-//! (and the same under /apis/flows.knative.dev/v1 for sequences)
+//! (and the same under /apis/flows.knative.dev/v1 for sequences and parallels)
 //! GET    /apis/eventing.knative.dev/v1/{brokers|triggers}                 all namespaces
 //! GET    /apis/eventing.knative.dev/v1/namespaces/{ns}/{brokers|triggers}[/{name}]
 //! POST   /apis/eventing.knative.dev/v1/namespaces/{ns}/{brokers|triggers}
@@ -15,8 +15,10 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use paas_api::eventing::{Broker, Trigger, EVENTING_API_VERSION};
-use paas_api::eventing_validation::{validate_broker, validate_sequence, validate_trigger};
-use paas_api::flows::{Sequence, FLOWS_API_VERSION};
+use paas_api::eventing_validation::{
+    validate_broker, validate_parallel, validate_sequence, validate_trigger,
+};
+use paas_api::flows::{Parallel, Sequence, FLOWS_API_VERSION};
 use paas_api::validation::Report;
 use paas_api::Object;
 use serde_json::json;
@@ -47,6 +49,19 @@ impl Writable for Broker {
 impl Writable for Sequence {
     fn validate(&self) -> Report {
         validate_sequence(self)
+    }
+    fn clear_status(&mut self) {
+        self.status = Default::default();
+    }
+    fn set_type(&mut self) {
+        self.api_version = FLOWS_API_VERSION.into();
+        self.kind = Self::KIND.into();
+    }
+}
+
+impl Writable for Parallel {
+    fn validate(&self) -> Report {
+        validate_parallel(self)
     }
     fn clear_status(&mut self) {
         self.status = Default::default();
@@ -102,10 +117,11 @@ pub(super) async fn route(
         (EVENTING_API_VERSION, "brokers") => handle::<Broker>(state, req, ns, name).await,
         (EVENTING_API_VERSION, "triggers") => handle::<Trigger>(state, req, ns, name).await,
         (FLOWS_API_VERSION, "sequences") => handle::<Sequence>(state, req, ns, name).await,
+        (FLOWS_API_VERSION, "parallels") => handle::<Parallel>(state, req, ns, name).await,
         _ => Err(ApiError::NotFound(format!(
             "no {plural} in {group}: it has {}",
             if group == FLOWS_API_VERSION {
-                "sequences"
+                "sequences and parallels"
             } else {
                 "brokers and triggers"
             }

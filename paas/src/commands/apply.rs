@@ -70,6 +70,7 @@ pub(crate) async fn apply(client: &ApiClient, a: ApplyArgs) -> Result<ExitCode> 
             Resource::Broker(_) => ("brokers", "eventing.knative.dev"),
             Resource::Trigger(_) => ("triggers", "eventing.knative.dev"),
             Resource::Sequence(_) => ("sequences", "flows.knative.dev"),
+            Resource::Parallel(_) => ("parallels", "flows.knative.dev"),
             _ => bail!(
                 "{}: {kind} cannot be applied: it is derived from a Service",
                 m.origin

@@ -11,7 +11,10 @@ use crate::client::{status_message, ApiClient};
 
 pub(crate) async fn delete(client: &ApiClient, a: DeleteArgs) -> Result<ExitCode> {
     let plural = plural(&a.kind)?;
-    if !matches!(plural, "services" | "brokers" | "triggers" | "sequences") {
+    if !matches!(
+        plural,
+        "services" | "brokers" | "triggers" | "sequences" | "parallels"
+    ) {
         bail!("{plural} cannot be deleted on their own: delete their service (its configuration, revisions and route go with it)");
     }
     let what = plural.strip_suffix('s').unwrap_or(plural);

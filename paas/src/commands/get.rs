@@ -95,13 +95,17 @@ pub(crate) async fn get(client: &ApiClient, a: GetArgs) -> Result<ExitCode> {
                     ready.into(),
                     reason.into(),
                 ]),
-                "sequences" => row.extend([
+                "sequences" | "parallels" => row.extend([
                     name,
                     s(&o["status"]["address"]["url"]),
-                    o["spec"]["steps"]
-                        .as_array()
-                        .map_or(0, Vec::len)
-                        .to_string(),
+                    o["spec"][if plural == "sequences" {
+                        "steps"
+                    } else {
+                        "branches"
+                    }]
+                    .as_array()
+                    .map_or(0, Vec::len)
+                    .to_string(),
                     age(created),
                     ready.into(),
                     reason.into(),
@@ -141,6 +145,7 @@ pub(crate) async fn get(client: &ApiClient, a: GetArgs) -> Result<ExitCode> {
         "routes" => ["NAME", "URL", "TRAFFIC", "AGE", "READY", "REASON"].as_slice(),
         "brokers" => ["NAME", "URL", "AGE", "READY", "REASON"].as_slice(),
         "sequences" => ["NAME", "URL", "STEPS", "AGE", "READY", "REASON"].as_slice(),
+        "parallels" => ["NAME", "URL", "BRANCHES", "AGE", "READY", "REASON"].as_slice(),
         "triggers" => ["NAME", "BROKER", "SUBSCRIBER_URI", "AGE", "READY", "REASON"].as_slice(),
         _ => [
             "NAME",
