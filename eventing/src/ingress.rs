@@ -150,6 +150,12 @@ impl BrokerIngress {
         let events = from_http(&parts_.headers, body)
             .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
         let topic = self.kind.topic(namespace, broker);
+        let mut events = events;
+        if self.kind == IngressKind::Channel {
+            for e in &mut events {
+                e.add_history(&topic);
+            }
+        }
         let records = events.iter().map(kafka_binding::to_record).collect();
         match self.log.append(&topic, records).await {
             Ok(_) => Ok(answer(StatusCode::ACCEPTED, "")),

@@ -28,8 +28,11 @@ pub fn broker_topic(namespace: &str, broker: &str) -> String {
 /// The event log topic of a channel (a hop of a flow), as Knative's Kafka channel
 /// names its topics.
 pub fn channel_topic(namespace: &str, channel: &str) -> String {
-    format!("knative-channel-{namespace}-{channel}")
+    format!("{CHANNEL_PREFIX}{namespace}-{channel}")
 }
+
+/// What every channel topic starts with.
+pub const CHANNEL_PREFIX: &str = "knative-channel-";
 
 /// One record in the CloudEvents Kafka binding's binary mode: `ce_` headers carry the
 /// attributes, the value carries the data, `partitionkey` becomes the key.

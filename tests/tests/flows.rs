@@ -52,19 +52,21 @@ fn reply_with(event: &ReceivedEvent, id: Option<&str>, body: &str) -> String {
 const ACCEPTED: &str = "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n";
 
 /// A sink that keeps the ids (and data) of what it receives.
-fn recorder() -> (u16, Arc<Mutex<HashMap<String, String>>>) {
-    let received: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+fn recorder() -> (u16, Received) {
+    let received: Received = Arc::default();
     let r = received.clone();
     let port = event_server(move |event| {
         r.lock()
             .unwrap()
-            .insert(event.header("ce-id").to_owned(), event.body);
+            .insert(event.header("ce-id").to_owned(), event);
         ACCEPTED.to_owned()
     });
     (port, received)
 }
 
-fn wait_count(what: &str, map: &Arc<Mutex<HashMap<String, String>>>, n: usize, p: &Platform) {
+type Received = Arc<Mutex<HashMap<String, ReceivedEvent>>>;
+
+fn wait_count<V>(what: &str, map: &Arc<Mutex<HashMap<String, V>>>, n: usize, p: &Platform) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while map.lock().unwrap().len() < n {
         assert!(
@@ -163,11 +165,17 @@ spec:
     let received = received.lock().unwrap();
     for i in 0..100 {
         assert_eq!(
-            received[&format!("w-{i}")],
+            received[&format!("w-{i}")].body,
             format!("\"{i} one two three\""),
             "event w-{i}"
         );
     }
+    // The reply tells the path it took, as Knative's knativehistory does (the HTTP
+    // binding percent-encodes the spaces).
+    assert_eq!(
+        received["w-0"].header("ce-knativehistory").replace("%20", " "),
+        "knative-channel-default-words-kn-sequence-0; knative-channel-default-words-kn-sequence-1; knative-channel-default-words-kn-sequence-2"
+    );
 
     // Deleting the sequence takes its channels with it.
     p.paas_ok(&["delete", "sequence", "words"]);

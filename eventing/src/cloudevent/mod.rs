@@ -21,7 +21,7 @@ mod uri;
 mod validate;
 
 pub use error::EventError;
-pub use event::{CloudEvent, Data, ExtensionValue, SPEC_VERSION};
+pub use event::{CloudEvent, Data, ExtensionValue, HISTORY, SPEC_VERSION};
 pub use http_binary::to_http_binary;
 pub use http_parse::from_http;
 pub use media_type::{BATCH_JSON, STRUCTURED_JSON};

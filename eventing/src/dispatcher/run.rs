@@ -16,7 +16,7 @@ use super::{DispatchSpec, ReplyTo, DEFAULT_PARALLELISM};
 use crate::cloudevent::{kafka_binding, CloudEvent};
 use crate::delivery::{deliver, Outcome, Transport};
 use crate::offsets::OffsetTracker;
-use crate::{Delivery, EventLog, Position, Subscription};
+use crate::{Delivery, EventLog, Position, Subscription, CHANNEL_PREFIX};
 
 /// Ordered: events read ahead of delivery, across partitions, before reading pauses.
 const ORDERED_READ_AHEAD: usize = 1_000;
@@ -263,10 +263,15 @@ async fn forward_reply(
             return matches!(outcome, Outcome::Delivered { .. });
         }
     };
-    match log
-        .append(topic, vec![kafka_binding::to_record(reply)])
-        .await
-    {
+    let record = if topic.starts_with(CHANNEL_PREFIX) {
+        // The next hop of a flow: the reply carries the path so far.
+        let mut reply = reply.clone();
+        reply.add_history(topic);
+        kafka_binding::to_record(&reply)
+    } else {
+        kafka_binding::to_record(reply)
+    };
+    match log.append(topic, vec![record]).await {
         Ok(_) => true,
         Err(e) => {
             tracing::warn!(%topic, error = %e, "storing a reply failed");
