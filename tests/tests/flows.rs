@@ -299,3 +299,74 @@ spec:
     }
     assert_eq!(replies.lock().unwrap().len(), 100);
 }
+
+#[test]
+fn an_ordered_sequence_keeps_each_partition_keys_order_through_retries() {
+    let p = Platform::start(RuntimeKind::Process);
+    let order: Arc<Mutex<Vec<String>>> = Arc::default();
+    let o = order.clone();
+    let reply = event_server(move |event| {
+        o.lock().unwrap().push(event.header("ce-id").to_owned());
+        ACCEPTED.to_owned()
+    });
+    // The first step fails every event's first attempt: unordered retries would
+    // overtake.
+    let (one, two) = (appender("one", true), appender("two", false));
+    let manifest = format!(
+        "apiVersion: flows.knative.dev/v1
+kind: Sequence
+metadata:
+  name: ordered
+  annotations:
+    kafka.eventing.knative.dev/delivery.order: ordered
+spec:
+  steps:
+    - uri: http://127.0.0.1:{one}/
+      delivery:
+        retry: 5
+        backoffDelay: PT0.01S
+    - uri: http://127.0.0.1:{two}/
+  reply:
+    uri: http://127.0.0.1:{reply}/
+"
+    );
+    let path = write_manifest(&p.data_dir, "ordered.yaml", &manifest);
+    p.paas_ok(&["apply", "-f", path.to_str().unwrap()]);
+    wait_ready(&p, "sequence", "ordered");
+    let host = format!("channel-ingress.localhost:{}", p.http_port);
+    for i in 0..60 {
+        let (id, key) = (format!("o-{i}"), format!("k{}", i % 3));
+        let r = http(
+            p.http_port,
+            &host,
+            "POST",
+            "/default/ordered-kn-sequence-0",
+            &[
+                ("ce-specversion", "1.0"),
+                ("ce-id", &id),
+                ("ce-source", "/e2e"),
+                ("ce-type", "dev.paas.flows"),
+                ("ce-partitionkey", &key),
+                ("content-type", "application/json"),
+            ],
+            Some(&format!("\"{i}\"")),
+        )
+        .unwrap();
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while order.lock().unwrap().len() < 60 {
+        assert!(Instant::now() < deadline, "{:?}", order.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let order = order.lock().unwrap();
+    for k in 0..3 {
+        let seen: Vec<usize> = order
+            .iter()
+            .map(|id| id[2..].parse::<usize>().unwrap())
+            .filter(|n| n % 3 == k)
+            .collect();
+        let expected: Vec<usize> = (0..60).filter(|n| n % 3 == k).collect();
+        assert_eq!(seen, expected, "key k{k} out of order");
+    }
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use paas_api::condition::ConditionStatus;
-use paas_api::eventing::Destination;
+use paas_api::eventing::{Destination, DELIVERY_ORDER};
 use paas_api::flows::{Parallel, ParallelBranchStatus};
 use paas_api::serving::Addressable;
 use paas_api::Object;
@@ -52,6 +52,13 @@ pub async fn reconcile(par: &Parallel, ctx: &Context) -> Result<Action> {
     let ns = par.namespace();
     let name = par.name();
     let now = ctx.now();
+    // As a trigger: one event in flight per partition, so each partition key's order
+    // holds through every hop.
+    let ordered = par
+        .metadata
+        .annotations
+        .get(DELIVERY_ORDER)
+        .is_some_and(|o| o == "ordered");
     let mut status = par.status.clone();
     status.observed_generation = par.metadata.generation;
     let branches = &par.spec.branches;
@@ -134,7 +141,7 @@ pub async fn reconcile(par: &Parallel, ctx: &Context) -> Result<Action> {
                             subscriber: filter_uri.clone(),
                             dead_letter: dls.clone(),
                             policy: policy.clone(),
-                            ordered: false,
+                            ordered,
                             // What the filter answers with is what goes on.
                             reply: ReplyTo::Topic(filtered.clone()),
                         },
@@ -152,7 +159,7 @@ pub async fn reconcile(par: &Parallel, ctx: &Context) -> Result<Action> {
                     subscriber: resolved.subscriber_uri.clone(),
                     dead_letter: dls.clone(),
                     policy,
-                    ordered: false,
+                    ordered,
                     reply,
                 },
             ));

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use paas_api::condition::ConditionStatus;
+use paas_api::eventing::DELIVERY_ORDER;
 use paas_api::flows::Sequence;
 use paas_api::serving::Addressable;
 use paas_api::Object;
@@ -43,6 +44,13 @@ pub async fn reconcile(seq: &Sequence, ctx: &Context) -> Result<Action> {
     let ns = seq.namespace();
     let name = seq.name();
     let now = ctx.now();
+    // As a trigger: one event in flight per partition, so each partition key's order
+    // holds through every hop.
+    let ordered = seq
+        .metadata
+        .annotations
+        .get(DELIVERY_ORDER)
+        .is_some_and(|o| o == "ordered");
     let mut status = seq.status.clone();
     status.observed_generation = seq.metadata.generation;
     let steps = &seq.spec.steps;
@@ -108,7 +116,7 @@ pub async fn reconcile(seq: &Sequence, ctx: &Context) -> Result<Action> {
                 subscriber: uris[i].clone(),
                 dead_letter: dead_letters[i].clone(),
                 policy: DeliveryPolicy::from_spec(step.delivery.as_ref()),
-                ordered: false,
+                ordered,
                 reply: next,
             };
             if let Err(e) = ctx
