@@ -21,6 +21,7 @@ macro_rules! object {
 
 pub mod canary;
 pub mod condition;
+pub mod cron;
 pub mod duration;
 pub mod eventing;
 pub mod eventing_validation;

@@ -1,0 +1,268 @@
+//! Cron schedules as PingSource takes them: five fields (minute, hour, day of month,
+//! month, day of week) with `*`, lists, ranges, steps and month or day names, or one
+//! of the macros `@yearly`, `@monthly`, `@weekly`, `@daily`, `@hourly`. As in
+//! standard cron, when both day fields are restricted a day matching either counts.
+
+use chrono::{DateTime, Datelike, Duration, TimeZone, Timelike};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    minutes: u64,
+    hours: u64,
+    days: u64,
+    months: u64,
+    weekdays: u64,
+    /// Whether the day-of-month and day-of-week fields were both restricted.
+    either_day: bool,
+}
+
+/// Field bounds and names, in field order.
+const FIELDS: [(&str, u32, u32, &[&str]); 5] = [
+    ("minute", 0, 59, &[]),
+    ("hour", 0, 23, &[]),
+    ("day of month", 1, 31, &[]),
+    (
+        "month",
+        1,
+        12,
+        &[
+            "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+        ],
+    ),
+    (
+        "day of week",
+        0,
+        7,
+        &["sun", "mon", "tue", "wed", "thu", "fri", "sat"],
+    ),
+];
+
+fn value(s: &str, field: usize) -> Result<u32, String> {
+    let (name, low, high, names) = FIELDS[field];
+    let lower = s.to_ascii_lowercase();
+    let n = match names.iter().position(|n| *n == lower) {
+        Some(i) => i as u32 + low,
+        None => s
+            .parse::<u32>()
+            .map_err(|_| format!("{s:?} is not a {name}"))?,
+    };
+    if n < low || n > high {
+        return Err(format!("{name} {n} is outside {low}-{high}"));
+    }
+    Ok(n)
+}
+
+/// One field as a bit set; whether it was `*` (unrestricted).
+fn field(text: &str, index: usize) -> Result<(u64, bool), String> {
+    let (_, low, high, _) = FIELDS[index];
+    let mut bits = 0u64;
+    for part in text.split(',') {
+        let (range, step) = match part.split_once('/') {
+            Some((r, s)) => {
+                let step: u32 = s
+                    .parse()
+                    .ok()
+                    .filter(|s| *s > 0)
+                    .ok_or_else(|| format!("step {s:?} is not a number above 0"))?;
+                (r, step)
+            }
+            None => (part, 1),
+        };
+        let (from, to) = match range {
+            "*" | "?" => (low, high),
+            r => match r.split_once('-') {
+                Some((a, b)) => (value(a, index)?, value(b, index)?),
+                None => {
+                    let v = value(r, index)?;
+                    // `5/15` means from 5 to the end, every 15.
+                    (v, if part.contains('/') { high } else { v })
+                }
+            },
+        };
+        if from > to {
+            return Err(format!("range {range:?} goes backwards"));
+        }
+        let mut v = from;
+        while v <= to {
+            bits |= 1 << v;
+            v += step;
+        }
+    }
+    Ok((bits, text == "*" || text == "?"))
+}
+
+impl Schedule {
+    /// Parse a schedule; the error says which field is wrong and why.
+    pub fn parse(text: &str) -> Result<Schedule, String> {
+        let text = text.trim();
+        let expanded = match text {
+            "@yearly" | "@annually" => "0 0 1 1 *",
+            "@monthly" => "0 0 1 * *",
+            "@weekly" => "0 0 * * 0",
+            "@daily" | "@midnight" => "0 0 * * *",
+            "@hourly" => "0 * * * *",
+            t if t.starts_with('@') => {
+                return Err(format!(
+                    "{t:?} is not a schedule macro (@yearly, @monthly, @weekly, @daily, @hourly)"
+                ))
+            }
+            t => t,
+        };
+        let parts: Vec<&str> = expanded.split_whitespace().collect();
+        if parts.len() != 5 {
+            return Err(format!(
+                "{text:?} has {} fields; a schedule has 5: minute hour day-of-month month day-of-week",
+                parts.len()
+            ));
+        }
+        let mut sets = [(0u64, false); 5];
+        for (i, p) in parts.iter().enumerate() {
+            sets[i] = field(p, i).map_err(|e| format!("field {} ({}): {e}", i + 1, FIELDS[i].0))?;
+        }
+        let mut weekdays = sets[4].0;
+        // 7 is Sunday too.
+        if weekdays & (1 << 7) != 0 {
+            weekdays |= 1;
+        }
+        Ok(Schedule {
+            minutes: sets[0].0,
+            hours: sets[1].0,
+            days: sets[2].0,
+            months: sets[3].0,
+            weekdays,
+            either_day: !sets[2].1 && !sets[4].1,
+        })
+    }
+
+    fn day_matches<Tz: TimeZone>(&self, t: &DateTime<Tz>) -> bool {
+        let dom = self.days & (1 << t.day()) != 0;
+        let dow = self.weekdays & (1 << t.weekday().num_days_from_sunday()) != 0;
+        if self.either_day {
+            dom || dow
+        } else {
+            dom && dow
+        }
+    }
+
+    /// The first time strictly after `after` the schedule fires, in `after`'s zone
+    /// (within the next eight years, else `None`).
+    pub fn next_after<Tz: TimeZone>(&self, after: &DateTime<Tz>) -> Option<DateTime<Tz>> {
+        let tz = after.timezone();
+        // Start at the next whole minute.
+        let mut t = after.clone().with_second(0)?.with_nanosecond(0)? + Duration::minutes(1);
+        let limit = after.clone() + Duration::days(366 * 8);
+        while t < limit {
+            if self.months & (1 << t.month()) == 0 {
+                // First minute of the next month.
+                let (y, m) = if t.month() == 12 {
+                    (t.year() + 1, 1)
+                } else {
+                    (t.year(), t.month() + 1)
+                };
+                t = tz.with_ymd_and_hms(y, m, 1, 0, 0, 0).earliest()?;
+                continue;
+            }
+            if !self.day_matches(&t) {
+                t = (t.clone() + Duration::days(1))
+                    .with_hour(0)?
+                    .with_minute(0)?;
+                continue;
+            }
+            if self.hours & (1 << t.hour()) == 0 {
+                t = (t.clone() + Duration::hours(1)).with_minute(0)?;
+                continue;
+            }
+            if self.minutes & (1 << t.minute()) == 0 {
+                t += Duration::minutes(1);
+                continue;
+            }
+            return Some(t);
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn next(schedule: &str, after: &str) -> String {
+        Schedule::parse(schedule)
+            .unwrap()
+            .next_after(&at(after))
+            .unwrap()
+            .to_rfc3339()
+    }
+
+    #[test]
+    fn common_schedules() {
+        assert_eq!(
+            next("* * * * *", "2026-11-25T10:00:30Z"),
+            "2026-11-25T10:01:00+00:00"
+        );
+        assert_eq!(
+            next("* * * * *", "2026-11-25T10:01:00Z"),
+            "2026-11-25T10:02:00+00:00"
+        );
+        assert_eq!(
+            next("*/15 * * * *", "2026-11-25T10:01:00Z"),
+            "2026-11-25T10:15:00+00:00"
+        );
+        assert_eq!(
+            next("0 9 * * mon-fri", "2026-11-27T10:00:00Z"),
+            "2026-11-30T09:00:00+00:00"
+        );
+        assert_eq!(
+            next("@monthly", "2026-12-15T00:00:00Z"),
+            "2027-01-01T00:00:00+00:00"
+        );
+        assert_eq!(
+            next("30 2 29 feb *", "2026-03-01T00:00:00Z"),
+            "2028-02-29T02:30:00+00:00"
+        );
+        assert_eq!(
+            next("0 0 * * 7", "2026-11-25T00:00:00Z"),
+            "2026-11-29T00:00:00+00:00"
+        );
+        assert_eq!(
+            next("5/20 1,3 * * *", "2026-11-25T01:30:00Z"),
+            "2026-11-25T01:45:00+00:00"
+        );
+    }
+
+    #[test]
+    fn restricted_day_fields_match_either() {
+        // The 1st of the month or any Monday.
+        assert_eq!(
+            next("0 0 1 * mon", "2026-11-25T00:00:00Z"),
+            "2026-11-30T00:00:00+00:00"
+        );
+        assert_eq!(
+            next("0 0 1 * mon", "2026-11-30T00:00:00Z"),
+            "2026-12-01T00:00:00+00:00"
+        );
+    }
+
+    #[test]
+    fn mistakes_say_which_field() {
+        for (s, says) in [
+            ("* * * *", "has 4 fields"),
+            ("60 * * * *", "field 1 (minute): minute 60 is outside 0-59"),
+            ("* 24 * * *", "field 2 (hour)"),
+            ("* * 0 * *", "field 3 (day of month)"),
+            ("* * * foo *", "field 4 (month): \"foo\" is not a month"),
+            ("* * * * */0", "field 5 (day of week): step"),
+            ("10-5 * * * *", "goes backwards"),
+            ("@often", "not a schedule macro"),
+        ] {
+            let e = Schedule::parse(s).unwrap_err();
+            assert!(e.contains(says), "{s}: {e}");
+        }
+    }
+}
