@@ -370,3 +370,120 @@ spec:
         assert_eq!(seen, expected, "key k{k} out of order");
     }
 }
+
+#[test]
+fn a_sequence_of_three_services_at_zero_carries_a_thousand_events_in_key_order() {
+    let p = Platform::start_with(
+        RuntimeKind::Process,
+        &[
+            "--stable-window",
+            "6s",
+            "--scale-to-zero-grace-period",
+            "0s",
+        ],
+    );
+    let display = paas_e2e::binary("event-display");
+    for (service, word) in [("step1", "one"), ("step2", "two"), ("step3", "three")] {
+        p.paas_ok(&[
+            "deploy",
+            service,
+            "--cmd",
+            display.to_str().unwrap(),
+            "--env",
+            &format!("APPEND={word}"),
+        ]);
+    }
+    for revision in ["step1-00001", "step2-00001", "step3-00001"] {
+        p.wait_revision(revision, Duration::from_secs(60), "scale to zero", |r| {
+            r["status"]["actualReplicas"] == 0 && r["status"]["desiredReplicas"] == 0
+        });
+    }
+    let order: Arc<Mutex<Vec<ReceivedEvent>>> = Arc::default();
+    let o = order.clone();
+    let reply = event_server(move |event| {
+        o.lock().unwrap().push(event);
+        ACCEPTED.to_owned()
+    });
+    let manifest = format!(
+        "apiVersion: flows.knative.dev/v1
+kind: Sequence
+metadata:
+  name: words
+  annotations:
+    kafka.eventing.knative.dev/delivery.order: ordered
+spec:
+  steps:
+    - ref:
+        apiVersion: serving.knative.dev/v1
+        kind: Service
+        name: step1
+    - ref:
+        apiVersion: serving.knative.dev/v1
+        kind: Service
+        name: step2
+    - ref:
+        apiVersion: serving.knative.dev/v1
+        kind: Service
+        name: step3
+  reply:
+    uri: http://127.0.0.1:{reply}/
+"
+    );
+    let path = write_manifest(&p.data_dir, "words.yaml", &manifest);
+    p.paas_ok(&["apply", "-f", path.to_str().unwrap()]);
+    wait_ready(&p, "sequence", "words");
+    let host = format!("channel-ingress.localhost:{}", p.http_port);
+    for batch in 0..50 {
+        let events: Vec<String> = (batch * 20..batch * 20 + 20)
+            .map(|i| {
+                format!(
+                    r#"{{"specversion":"1.0","id":"e-{i}","source":"/e2e","type":"dev.paas.words","partitionkey":"k{}","datacontenttype":"application/json","data":"{i}"}}"#,
+                    i % 10
+                )
+            })
+            .collect();
+        let r = http(
+            p.http_port,
+            &host,
+            "POST",
+            "/default/words-kn-sequence-0",
+            &[("content-type", "application/cloudevents-batch+json")],
+            Some(&format!("[{}]", events.join(","))),
+        )
+        .unwrap();
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while order.lock().unwrap().len() < 1000 {
+        assert!(
+            Instant::now() < deadline,
+            "{} of 1000 arrived\n{}",
+            order.lock().unwrap().len(),
+            p.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let order = order.lock().unwrap();
+    let mut per_key: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut ids = HashSet::new();
+    for e in order.iter() {
+        let n: usize = e.header("ce-id")[2..].parse().unwrap();
+        assert_eq!(e.body, format!("\"{n} one two three\""), "e-{n}");
+        ids.insert(n);
+        per_key
+            .entry(e.header("ce-partitionkey").to_owned())
+            .or_default()
+            .push(n);
+    }
+    assert_eq!(ids.len(), 1000, "lost events");
+    println!(
+        "1000 events through three services woken from zero, {} deliveries at the reply",
+        order.len()
+    );
+    for (key, ns) in per_key {
+        assert!(
+            ns.windows(2).all(|w| w[0] < w[1]),
+            "{key} out of order: {ns:?}"
+        );
+    }
+}

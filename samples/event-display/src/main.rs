@@ -1,6 +1,10 @@
 //! The paas event-display sample: every request it receives is kept as an event (its
 //! `ce-` headers and body, binary mode as paas delivers); `GET /events` lists them as
 //! JSON, oldest first. Like Knative's event_display, but it remembers.
+//!
+//! With `APPEND=WORD` it is also a step of a flow, like Knative's appender sample: it
+//! answers each event with the same event, its data extended by ` WORD` (inside the
+//! string when the data is a JSON string), which a Sequence passes on.
 
 use std::env;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -18,6 +22,9 @@ struct Received {
 
 type Store = Arc<Mutex<Vec<Received>>>;
 
+/// The word to append and reply with, if this instance is a flow's step.
+type Append = Option<Arc<str>>;
+
 fn main() -> ExitCode {
     let port = env::var("PORT")
         .ok()
@@ -33,16 +40,20 @@ fn main() -> ExitCode {
     println!("event-display: listening on port {port}");
     let _ = io::stdout().flush();
     let store: Store = Arc::default();
+    let append: Append = env::var("APPEND")
+        .ok()
+        .filter(|w| !w.is_empty())
+        .map(Arc::from);
     for stream in listener.incoming().flatten() {
-        let store = store.clone();
+        let (store, append) = (store.clone(), append.clone());
         thread::spawn(move || {
-            let _ = serve(stream, &store);
+            let _ = serve(stream, &store, append.as_deref());
         });
     }
     ExitCode::SUCCESS
 }
 
-fn serve(stream: TcpStream, store: &Store) -> io::Result<()> {
+fn serve(stream: TcpStream, store: &Store, append: Option<&str>) -> io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
     loop {
@@ -79,6 +90,7 @@ fn serve(stream: TcpStream, store: &Store) -> io::Result<()> {
         }
         let mut body = vec![0u8; length];
         reader.read_exact(&mut body)?;
+        let mut reply_headers = String::new();
         let (status, response) = if method == "GET" && path == "/events" {
             let events = store.lock().unwrap_or_else(|e| e.into_inner()).clone();
             ("200 OK", to_json(&events))
@@ -93,8 +105,17 @@ fn serve(stream: TcpStream, store: &Store) -> io::Result<()> {
             };
             println!("event-display: {}", to_json(std::slice::from_ref(&event)));
             let _ = io::stdout().flush();
-            store.lock().unwrap_or_else(|e| e.into_inner()).push(event);
-            ("202 Accepted", String::new())
+            let reply = append.map(|word| appended(&event.data, word));
+            if let Some(data) = reply {
+                for (name, value) in &event.attributes {
+                    reply_headers.push_str(&format!("ce-{name}: {value}\r\n"));
+                }
+                store.lock().unwrap_or_else(|e| e.into_inner()).push(event);
+                ("200 OK", data)
+            } else {
+                store.lock().unwrap_or_else(|e| e.into_inner()).push(event);
+                ("202 Accepted", String::new())
+            }
         } else {
             (
                 "200 OK",
@@ -102,7 +123,7 @@ fn serve(stream: TcpStream, store: &Store) -> io::Result<()> {
             )
         };
         let head = format!(
-            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            "HTTP/1.1 {status}\r\n{reply_headers}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             response.len()
         );
         writer.write_all(head.as_bytes())?;
@@ -112,6 +133,35 @@ fn serve(stream: TcpStream, store: &Store) -> io::Result<()> {
             return Ok(());
         }
     }
+}
+
+/// `data` with ` word` appended: inside the string when it is a JSON string.
+fn appended(data: &str, word: &str) -> String {
+    let trimmed = data.trim_end();
+    match trimmed.strip_prefix('"').and_then(|d| d.strip_suffix('"')) {
+        Some(inner) => quote(&format!("{} {word}", unescape(inner))),
+        None => format!("{trimmed} {word}"),
+    }
+}
+
+/// The text of a JSON string literal's inside (the escapes `quote` writes).
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('t') => out.push('\t'),
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
 }
 
 fn to_json(events: &[Received]) -> String {
@@ -167,5 +217,13 @@ mod tests {
             r#"[{"attributes":{"id":"1","type":"t\"x"},"data":"{\"a\":1}\n"}]"#
         );
         assert_eq!(to_json(&[]), "[]");
+    }
+
+    #[test]
+    fn appending_keeps_json_strings_strings() {
+        assert_eq!(appended("\"7\"", "one"), "\"7 one\"");
+        assert_eq!(appended("\"7 one\"\n", "two"), "\"7 one two\"");
+        assert_eq!(appended("\"say \\\"hi\\\"\"", "x"), "\"say \\\"hi\\\" x\"");
+        assert_eq!(appended("plain", "word"), "plain word");
     }
 }
