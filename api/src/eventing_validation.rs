@@ -7,6 +7,7 @@ use crate::eventing::{
 use crate::flows::{Parallel, Sequence};
 use crate::iso8601;
 use crate::names::dns1123_label_problem;
+use crate::sources::PingSource;
 use crate::validation::{FieldError, Report, Warning};
 
 /// CloudEvents attribute names: 1 to 20 lower-case letters or digits.
@@ -319,6 +320,37 @@ pub fn validate_parallel(p: &Parallel) -> Report {
     if let Some(reply) = &p.spec.reply {
         validate_destination(reply, "spec.reply", true, &mut r);
     }
+    r
+}
+
+pub fn validate_ping_source(p: &PingSource) -> Report {
+    let mut r = Report::default();
+    names(&p.metadata.name, p.metadata.namespace.as_deref(), &mut r);
+    if p.spec.schedule.trim().is_empty() {
+        error(&mut r, "spec.schedule", "is required, e.g. \"*/5 * * * *\"");
+    } else if let Err(problem) = crate::cron::Schedule::parse(&p.spec.schedule) {
+        error(&mut r, "spec.schedule", problem);
+    }
+    if let Some(tz) = p.spec.timezone.as_deref().filter(|t| !t.is_empty()) {
+        if tz.parse::<chrono_tz::Tz>().is_err() {
+            error(
+                &mut r,
+                "spec.timezone",
+                format!("{tz:?} is not an IANA time zone (e.g. Europe/Paris)"),
+            );
+        }
+    }
+    if let Err(problem) = p.spec.payload() {
+        error(&mut r, "spec.dataBase64", problem);
+    }
+    if p.spec.ce_overrides.is_some() {
+        warn(
+            &mut r,
+            "spec.ceOverrides",
+            "is not supported yet and is ignored",
+        );
+    }
+    validate_destination(&p.spec.sink, "spec.sink", true, &mut r);
     r
 }
 

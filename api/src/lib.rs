@@ -32,6 +32,7 @@ pub mod meta;
 pub mod names;
 pub mod object;
 pub mod serving;
+pub mod sources;
 pub mod validation;
 
 pub use condition::{Condition, ConditionStatus, Conditions};

@@ -5,11 +5,12 @@ use std::fmt;
 
 use crate::eventing::{Broker, Trigger, EVENTING_API_VERSION};
 use crate::eventing_validation::{
-    validate_broker, validate_parallel, validate_sequence, validate_trigger,
+    validate_broker, validate_parallel, validate_ping_source, validate_sequence, validate_trigger,
 };
 use crate::flows::{Parallel, Sequence, FLOWS_API_VERSION};
 use crate::object::{Resource, TypeMeta};
 use crate::serving::{Service, SERVING_API_VERSION};
+use crate::sources::{PingSource, SOURCES_API_VERSION};
 use crate::validation::{validate_service, Report};
 
 /// One resource read from a manifest, with what the reader noticed about it.
@@ -148,8 +149,15 @@ fn parse_document(file: &str, doc: &Document) -> Result<Option<Manifest>, Vec<St
             let report = validate_parallel(&q);
             (Resource::Parallel(q), report)
         }),
+        (SOURCES_API_VERSION, "PingSource") => {
+            parse_typed(file, doc, origin, |mut q: PingSource| {
+                q.status = Default::default();
+                let report = validate_ping_source(&q);
+                (Resource::PingSource(q), report)
+            })
+        }
         (api, kind) => Err(vec![format!(
-            "{origin}: kind: {kind} ({api}) cannot be applied: paas applies {SERVING_API_VERSION} Service, {EVENTING_API_VERSION} Broker and Trigger, and {FLOWS_API_VERSION} Sequence and Parallel"
+            "{origin}: kind: {kind} ({api}) cannot be applied: paas applies {SERVING_API_VERSION} Service, {EVENTING_API_VERSION} Broker and Trigger, {FLOWS_API_VERSION} Sequence and Parallel, and {SOURCES_API_VERSION} PingSource"
         )]),
     }
 }

@@ -7,6 +7,7 @@ use crate::eventing::{Broker, Trigger};
 use crate::flows::{Parallel, Sequence};
 use crate::meta::ObjectMeta;
 use crate::serving::{Configuration, Revision, Route, Service};
+use crate::sources::PingSource;
 
 /// A resource kind: its Knative identity and access to its metadata.
 pub trait Object:
@@ -50,6 +51,7 @@ pub enum Resource {
     Trigger(Trigger),
     Sequence(Sequence),
     Parallel(Parallel),
+    PingSource(PingSource),
 }
 
 impl Resource {
@@ -63,6 +65,7 @@ impl Resource {
             Resource::Trigger(_) => Trigger::KIND,
             Resource::Sequence(_) => Sequence::KIND,
             Resource::Parallel(_) => Parallel::KIND,
+            Resource::PingSource(_) => PingSource::KIND,
         }
     }
 
@@ -76,6 +79,7 @@ impl Resource {
             Resource::Trigger(o) => o.meta(),
             Resource::Sequence(o) => o.meta(),
             Resource::Parallel(o) => o.meta(),
+            Resource::PingSource(o) => o.meta(),
         }
     }
 
@@ -89,6 +93,7 @@ impl Resource {
             Resource::Trigger(o) => o.meta_mut(),
             Resource::Sequence(o) => o.meta_mut(),
             Resource::Parallel(o) => o.meta_mut(),
+            Resource::PingSource(o) => o.meta_mut(),
         }
     }
 
@@ -102,6 +107,7 @@ impl Resource {
             Resource::Trigger(o) => serde_json::to_value(o),
             Resource::Sequence(o) => serde_json::to_value(o),
             Resource::Parallel(o) => serde_json::to_value(o),
+            Resource::PingSource(o) => serde_json::to_value(o),
         };
         // Invariant: these types serialize to JSON infallibly (string keys, no non-finite floats).
         v.unwrap_or(serde_json::Value::Null)
@@ -119,6 +125,7 @@ pub fn plural_for(name: &str) -> Option<&'static str> {
         "trigger" | "triggers" => Trigger::PLURAL,
         "sequence" | "sequences" => Sequence::PLURAL,
         "parallel" | "parallels" => Parallel::PLURAL,
+        "pingsource" | "pingsources" | "ping" => PingSource::PLURAL,
         _ => return None,
     })
 }

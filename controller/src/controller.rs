@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use paas_api::eventing::{Broker, Trigger};
 use paas_api::flows::{Parallel, Sequence};
+use paas_api::sources::PingSource;
 use paas_api::{Configuration, Object, Revision, Route, Service};
 use paas_gateway::RevisionKey;
 use tokio::sync::broadcast::error::RecvError;
@@ -147,6 +148,15 @@ async fn handle_event(ctx: &Context, event: Result<WatchEvent, RecvError>, queue
                     }
                 }
             }
+            if k.kind == PingSource::KIND {
+                let key = reconcile::pingsource::key(&k.namespace, &k.name);
+                ctx.tickers.stop(&key);
+                ctx.dispatchers.stop(&key);
+                let topic = reconcile::pingsource::topic(&k.namespace, &k.name);
+                if let Err(e) = ctx.event_log.delete_topic(&topic).await {
+                    tracing::warn!(%topic, error = %e, "deleting a ping source's topic failed");
+                }
+            }
             if k.kind == Broker::KIND {
                 let topic = reconcile::broker::topic(&k.namespace, &k.name);
                 if let Err(e) = ctx.event_log.delete_topic(&topic).await {
@@ -193,6 +203,11 @@ async fn handle_event(ctx: &Context, event: Result<WatchEvent, RecvError>, queue
                 .filter(|q| q.name() != key.name || key.kind != Sequence::KIND)
             {
                 queue.push(key_of::<Sequence>(ns, q.name()));
+            }
+        }
+        if let Ok(sources) = ctx.store.list::<PingSource>(Some(ns)).await {
+            for q in sources {
+                queue.push(key_of::<PingSource>(ns, q.name()));
             }
         }
         if let Ok(parallels) = ctx.store.list::<Parallel>(Some(ns)).await {
@@ -276,6 +291,11 @@ async fn enqueue_all(ctx: &Context, queue: &mut WorkQueue) {
             queue.push(key_of::<Parallel>(o.namespace(), o.name()));
         }
     }
+    if let Ok(all) = ctx.store.list::<PingSource>(None).await {
+        for o in all {
+            queue.push(key_of::<PingSource>(o.namespace(), o.name()));
+        }
+    }
     forget_deleted_revisions(ctx).await;
 }
 
@@ -317,6 +337,10 @@ async fn reconcile_key(
         },
         k if k == Parallel::KIND => match ctx.store.get::<Parallel>(ns, name).await? {
             Some(o) => reconcile::parallel::reconcile(&o, ctx).await,
+            None => Ok(Action::Done),
+        },
+        k if k == PingSource::KIND => match ctx.store.get::<PingSource>(ns, name).await? {
+            Some(o) => reconcile::pingsource::reconcile(&o, ctx).await,
             None => Ok(Action::Done),
         },
         _ => Ok(Action::Done),

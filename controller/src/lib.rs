@@ -7,3 +7,4 @@ pub mod fleet;
 pub mod reconcile;
 pub mod rest;
 pub mod store;
+pub mod ticker;

@@ -127,6 +127,7 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path) -> Result<()> {
         table: table.clone(),
         http_port: http_addr.port(),
         keep_revisions: args.keep_revisions,
+        tickers: Arc::default(),
         clock: chrono::Utc::now,
     });
 

@@ -19,6 +19,7 @@ pub mod configuration;
 mod destination;
 pub mod gc;
 pub mod parallel;
+pub mod pingsource;
 pub mod revision;
 pub mod rollout;
 pub mod route;
@@ -54,6 +55,8 @@ pub struct Context {
     pub http_port: u16,
     /// Revisions without traffic kept per configuration; older ones are deleted.
     pub keep_revisions: usize,
+    /// The clocks of PingSources.
+    pub tickers: Arc<crate::ticker::Tickers>,
     /// Time is an input: tests pass a fixed clock.
     pub clock: fn() -> DateTime<Utc>,
 }

@@ -2,7 +2,8 @@
 //! (Sequences) on the REST API.
 //!
 //! ```text
-//! (and the same under /apis/flows.knative.dev/v1 for sequences and parallels)
+//! (and the same under /apis/flows.knative.dev/v1 for sequences and parallels, and
+//! /apis/sources.knative.dev/v1 for pingsources)
 //! GET    /apis/eventing.knative.dev/v1/{brokers|triggers}                 all namespaces
 //! GET    /apis/eventing.knative.dev/v1/namespaces/{ns}/{brokers|triggers}[/{name}]
 //! POST   /apis/eventing.knative.dev/v1/namespaces/{ns}/{brokers|triggers}
@@ -16,9 +17,10 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use paas_api::eventing::{Broker, Trigger, EVENTING_API_VERSION};
 use paas_api::eventing_validation::{
-    validate_broker, validate_parallel, validate_sequence, validate_trigger,
+    validate_broker, validate_parallel, validate_ping_source, validate_sequence, validate_trigger,
 };
 use paas_api::flows::{Parallel, Sequence, FLOWS_API_VERSION};
+use paas_api::sources::{PingSource, SOURCES_API_VERSION};
 use paas_api::validation::Report;
 use paas_api::Object;
 use serde_json::json;
@@ -72,6 +74,19 @@ impl Writable for Parallel {
     }
 }
 
+impl Writable for PingSource {
+    fn validate(&self) -> Report {
+        validate_ping_source(self)
+    }
+    fn clear_status(&mut self) {
+        self.status = Default::default();
+    }
+    fn set_type(&mut self) {
+        self.api_version = SOURCES_API_VERSION.into();
+        self.kind = Self::KIND.into();
+    }
+}
+
 impl Writable for Trigger {
     fn validate(&self) -> Report {
         let mut report = validate_trigger(self);
@@ -118,12 +133,13 @@ pub(super) async fn route(
         (EVENTING_API_VERSION, "triggers") => handle::<Trigger>(state, req, ns, name).await,
         (FLOWS_API_VERSION, "sequences") => handle::<Sequence>(state, req, ns, name).await,
         (FLOWS_API_VERSION, "parallels") => handle::<Parallel>(state, req, ns, name).await,
+        (SOURCES_API_VERSION, "pingsources") => handle::<PingSource>(state, req, ns, name).await,
         _ => Err(ApiError::NotFound(format!(
             "no {plural} in {group}: it has {}",
-            if group == FLOWS_API_VERSION {
-                "sequences and parallels"
-            } else {
-                "brokers and triggers"
+            match group {
+                FLOWS_API_VERSION => "sequences and parallels",
+                SOURCES_API_VERSION => "pingsources",
+                _ => "brokers and triggers",
             }
         ))),
     }

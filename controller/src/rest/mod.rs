@@ -119,6 +119,7 @@ async fn route(
     for group in [
         paas_api::eventing::EVENTING_API_VERSION,
         paas_api::flows::FLOWS_API_VERSION,
+        paas_api::sources::SOURCES_API_VERSION,
     ] {
         if let Some(rest) = path.strip_prefix(&format!("/apis/{group}/")) {
             let parts: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();

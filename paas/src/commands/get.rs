@@ -95,6 +95,15 @@ pub(crate) async fn get(client: &ApiClient, a: GetArgs) -> Result<ExitCode> {
                     ready.into(),
                     reason.into(),
                 ]),
+                "pingsources" => row.extend([
+                    name,
+                    s(&o["spec"]["schedule"]),
+                    s(&o["status"]["sinkUri"]),
+                    s(&o["status"]["lastTickTime"]),
+                    age(created),
+                    ready.into(),
+                    reason.into(),
+                ]),
                 "sequences" | "parallels" => row.extend([
                     name,
                     s(&o["status"]["address"]["url"]),
@@ -146,6 +155,16 @@ pub(crate) async fn get(client: &ApiClient, a: GetArgs) -> Result<ExitCode> {
         "brokers" => ["NAME", "URL", "AGE", "READY", "REASON"].as_slice(),
         "sequences" => ["NAME", "URL", "STEPS", "AGE", "READY", "REASON"].as_slice(),
         "parallels" => ["NAME", "URL", "BRANCHES", "AGE", "READY", "REASON"].as_slice(),
+        "pingsources" => [
+            "NAME",
+            "SCHEDULE",
+            "SINK",
+            "LAST TICK",
+            "AGE",
+            "READY",
+            "REASON",
+        ]
+        .as_slice(),
         "triggers" => ["NAME", "BROKER", "SUBSCRIBER_URI", "AGE", "READY", "REASON"].as_slice(),
         _ => [
             "NAME",

@@ -1,0 +1,126 @@
+//! PingSource → its clock (see `crate::ticker`), a topic its ticks are kept in, and a
+//! dispatcher delivering them to the sink with retries.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use paas_api::condition::ConditionStatus;
+use paas_api::sources::PingSource;
+use paas_api::Object;
+use paas_eventing::delivery::DeliveryPolicy;
+use paas_eventing::dispatcher::{DispatchSpec, ReplyTo};
+use paas_eventing::filter::Filter;
+
+use super::{destination, Action, Context, Result};
+use crate::store::StoreExt;
+use crate::ticker::TickerSpec;
+
+/// The topic a source's ticks are kept in until delivered.
+pub fn topic(namespace: &str, name: &str) -> String {
+    format!("knative-ping-{namespace}-{name}")
+}
+
+/// The key of a source's clock and dispatcher.
+pub fn key(namespace: &str, name: &str) -> String {
+    format!("pingsource:{namespace}/{name}")
+}
+
+pub async fn reconcile(source: &PingSource, ctx: &Context) -> Result<Action> {
+    let ns = source.namespace();
+    let name = source.name();
+    let now = ctx.now();
+    let mut status = source.status.clone();
+    status.observed_generation = source.metadata.generation;
+    let key = key(ns, name);
+    let topic = topic(ns, name);
+
+    let mut problem: Option<(&str, String)> = None;
+    if let Err(e) = ctx.event_log.ensure_topic(&topic).await {
+        problem = Some(("TopicFailed", e.to_string()));
+    }
+    match destination::resolve(&source.spec.sink, ns, ctx).await? {
+        Ok(uri) => status.sink_uri = Some(uri),
+        Err(why) => {
+            problem.get_or_insert(("SinkUnresolved", why));
+        }
+    }
+    // Validation checked both when the source was applied.
+    let timing = source.spec.timing();
+    let payload = source.spec.payload();
+    let (Ok((schedule, timezone)), Ok(payload)) = (timing, payload) else {
+        problem.get_or_insert(("Invalid", "the schedule or data is invalid".into()));
+        return finish(source, status, problem, ctx, now).await;
+    };
+    if problem.is_none() {
+        let spec = DispatchSpec {
+            topic: topic.clone(),
+            group: format!("knative-pingsource-{ns}-{name}"),
+            filter: Arc::new(Filter::Everything),
+            subscriber: status.sink_uri.clone().unwrap_or_default(),
+            dead_letter: None,
+            policy: DeliveryPolicy::default(),
+            ordered: false,
+            reply: ReplyTo::Drop,
+        };
+        match ctx.dispatchers.ensure(&key, spec).await {
+            Ok(()) => ctx.tickers.ensure(
+                &key,
+                TickerSpec {
+                    namespace: ns.to_owned(),
+                    name: name.to_owned(),
+                    schedule,
+                    timezone,
+                    content_type: source.spec.content_type.clone(),
+                    payload,
+                    topic,
+                },
+                ctx.store.clone(),
+                ctx.event_log.clone(),
+                ctx.clock,
+            ),
+            Err(e) => problem = Some(("DispatcherFailed", e.to_string())),
+        }
+    }
+    finish(source, status, problem, ctx, now).await
+}
+
+async fn finish(
+    source: &PingSource,
+    mut status: paas_api::sources::PingSourceStatus,
+    problem: Option<(&str, String)>,
+    ctx: &Context,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Action> {
+    let retry = match problem {
+        None => {
+            status.conditions.set_true("Ready", now);
+            None
+        }
+        Some((reason, message)) => {
+            ctx.tickers.stop(&key(source.namespace(), source.name()));
+            status.conditions.set(
+                "Ready",
+                ConditionStatus::False,
+                Some(reason),
+                Some(&message),
+                now,
+            );
+            Some(Duration::from_secs(2))
+        }
+    };
+    if status != source.status {
+        let mut next = source.clone();
+        // The clock may have claimed a tick since this copy was read: keep its claim.
+        if let Some(latest) = ctx
+            .store
+            .get::<PingSource>(source.namespace(), source.name())
+            .await?
+        {
+            status.last_tick_time = latest.status.last_tick_time;
+            next.metadata.resource_version = latest.metadata.resource_version;
+        }
+        next.status = status;
+        ctx.store.update_status(&next).await?;
+    }
+    Ok(retry.map_or(Action::Done, Action::RequeueAfter))
+}
