@@ -79,6 +79,31 @@ pub(crate) fn owned_by<T: Object>(owner: &T) -> OwnerReference {
 }
 
 /// A revision's number: `hello-00002` → 2.
+/// Ready, or not ready for `problem` (reason, message); what is not ready yet (a
+/// destination not made yet, say) is looked at again in a moment: returns when.
+pub(crate) fn set_ready(
+    conditions: &mut paas_api::condition::Conditions,
+    problem: Option<(&str, String)>,
+    now: DateTime<Utc>,
+) -> Option<Duration> {
+    match problem {
+        None => {
+            conditions.set_true("Ready", now);
+            None
+        }
+        Some((reason, message)) => {
+            conditions.set(
+                "Ready",
+                ConditionStatus::False,
+                Some(reason),
+                Some(&message),
+                now,
+            );
+            Some(Duration::from_secs(2))
+        }
+    }
+}
+
 /// The revisions of configuration `name`.
 pub(crate) async fn revisions_of(ctx: &Context, ns: &str, name: &str) -> Result<Vec<Revision>> {
     Ok(ctx

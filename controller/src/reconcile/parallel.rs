@@ -6,9 +6,7 @@
 //! reply, else the Parallel's, else nowhere.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use paas_api::condition::ConditionStatus;
 use paas_api::eventing::{Destination, DELIVERY_ORDER};
 use paas_api::flows::{Parallel, ParallelBranchStatus};
 use paas_api::serving::Addressable;
@@ -19,7 +17,7 @@ use paas_eventing::dispatcher::{DispatchSpec, ReplyTo};
 use paas_eventing::filter::Filter;
 
 use super::sequence::channel_url;
-use super::{destination, Action, Context, Result};
+use super::{destination, set_ready, Action, Context, Result};
 use crate::store::StoreExt;
 
 /// The channel every event of the Parallel enters.
@@ -179,22 +177,7 @@ pub async fn reconcile(par: &Parallel, ctx: &Context) -> Result<Action> {
     status.address = Some(Addressable {
         url: channel_url(ns, &ingress_channel(name), ctx.http_port),
     });
-    let retry = match problem {
-        None => {
-            status.conditions.set_true("Ready", now);
-            None
-        }
-        Some((reason, message)) => {
-            status.conditions.set(
-                "Ready",
-                ConditionStatus::False,
-                Some(reason),
-                Some(&message),
-                now,
-            );
-            Some(Duration::from_secs(2))
-        }
-    };
+    let retry = set_ready(&mut status.conditions, problem, now);
     if status != par.status {
         let mut next = par.clone();
         next.status = status;

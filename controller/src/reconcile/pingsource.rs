@@ -2,16 +2,14 @@
 //! dispatcher delivering them to the sink with retries.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use paas_api::condition::ConditionStatus;
 use paas_api::sources::PingSource;
 use paas_api::Object;
 use paas_eventing::delivery::DeliveryPolicy;
 use paas_eventing::dispatcher::{DispatchSpec, ReplyTo};
 use paas_eventing::filter::Filter;
 
-use super::{destination, Action, Context, Result};
+use super::{destination, set_ready, Action, Context, Result};
 use crate::store::StoreExt;
 use crate::ticker::TickerSpec;
 
@@ -91,23 +89,10 @@ async fn finish(
     ctx: &Context,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Action> {
-    let retry = match problem {
-        None => {
-            status.conditions.set_true("Ready", now);
-            None
-        }
-        Some((reason, message)) => {
-            ctx.tickers.stop(&key(source.namespace(), source.name()));
-            status.conditions.set(
-                "Ready",
-                ConditionStatus::False,
-                Some(reason),
-                Some(&message),
-                now,
-            );
-            Some(Duration::from_secs(2))
-        }
-    };
+    if problem.is_some() {
+        ctx.tickers.stop(&key(source.namespace(), source.name()));
+    }
+    let retry = set_ready(&mut status.conditions, problem, now);
     if status != source.status {
         let mut next = source.clone();
         // The clock may have claimed a tick since this copy was read: keep its claim.

@@ -5,9 +5,7 @@
 //! durable and committed only once done, as a trigger's is.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use paas_api::condition::ConditionStatus;
 use paas_api::eventing::DELIVERY_ORDER;
 use paas_api::flows::Sequence;
 use paas_api::serving::Addressable;
@@ -17,7 +15,7 @@ use paas_eventing::delivery::DeliveryPolicy;
 use paas_eventing::dispatcher::{DispatchSpec, ReplyTo};
 use paas_eventing::filter::Filter;
 
-use super::{destination, Action, Context, Result};
+use super::{destination, set_ready, Action, Context, Result};
 use crate::store::StoreExt;
 
 /// The channel in front of step `step`, named as Knative names a sequence's channels.
@@ -141,23 +139,7 @@ pub async fn reconcile(seq: &Sequence, ctx: &Context) -> Result<Action> {
     status.address = Some(Addressable {
         url: channel_url(ns, &channel(name, 0), ctx.http_port),
     });
-    let retry = match problem {
-        None => {
-            status.conditions.set_true("Ready", now);
-            None
-        }
-        Some((reason, message)) => {
-            status.conditions.set(
-                "Ready",
-                ConditionStatus::False,
-                Some(reason),
-                Some(&message),
-                now,
-            );
-            // A step (a Service, say) may appear later: look again.
-            Some(Duration::from_secs(2))
-        }
-    };
+    let retry = set_ready(&mut status.conditions, problem, now);
     if status != seq.status {
         let mut next = seq.clone();
         next.status = status;
