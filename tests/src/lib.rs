@@ -567,6 +567,69 @@ pub fn event_sink() -> (u16, Arc<Mutex<HashMap<String, usize>>>) {
     (port, seen)
 }
 
+/// POST events `ev-0`..`ev-{events}` to broker `default` in batches of `per_batch`;
+/// `midway` runs once, when half of them were accepted, and returns how many batches
+/// it saw refused. Returns the ids that got a 202 and the number of refused batches.
+pub fn stream_events(
+    p: &mut Platform,
+    events: usize,
+    per_batch: usize,
+    midway: impl FnOnce(&mut Platform) -> usize,
+) -> (std::collections::HashSet<String>, usize) {
+    let mut accepted = std::collections::HashSet::new();
+    let mut refused = 0;
+    let mut midway = Some(midway);
+    for batch in 0..events / per_batch {
+        let ids: Vec<String> = (0..per_batch)
+            .map(|i| format!("ev-{}", batch * per_batch + i))
+            .collect();
+        if p.post_batch(&ids) {
+            accepted.extend(ids);
+        } else {
+            refused += 1;
+        }
+        if accepted.len() >= events / 2 {
+            if let Some(m) = midway.take() {
+                refused += m(p);
+            }
+        }
+    }
+    assert!(midway.is_none(), "half of the events were never accepted");
+    (accepted, refused)
+}
+
+/// Wait until every id in `accepted` reached `seen` (an [`event_sink`]'s counts), or
+/// panic with what is missing; returns the number of duplicate deliveries.
+pub fn wait_all_delivered(
+    p: &Platform,
+    seen: &Mutex<HashMap<String, usize>>,
+    accepted: &std::collections::HashSet<String>,
+) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let missing: Vec<String> = {
+            let seen = seen.lock().unwrap();
+            accepted
+                .iter()
+                .filter(|id| !seen.contains_key(*id))
+                .cloned()
+                .collect()
+        };
+        if missing.is_empty() {
+            return seen.lock().unwrap().values().map(|n| n - 1).sum();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} accepted events never arrived, e.g. {:?}\n--- paas up log ---\n{}",
+            missing.len(),
+            accepted.len(),
+            &missing[..missing.len().min(5)],
+            p.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// A CloudEvent in HTTP binary mode, as a test server received it.
 #[derive(Debug, Clone)]
 pub struct ReceivedEvent {

@@ -79,22 +79,29 @@ fn wait_count<V>(what: &str, map: &Arc<Mutex<HashMap<String, V>>>, n: usize, p: 
     }
 }
 
-fn post_events(p: &Platform, path: &str, prefix: &str, n: usize) {
+/// POST events `{prefix}-0`.. with data `"0"`..; with `keys` above 0, event i gets the
+/// partition key `k{i % keys}`.
+fn post_events(p: &Platform, path: &str, prefix: &str, n: usize, keys: usize) {
     let host = format!("channel-ingress.localhost:{}", p.http_port);
     for i in 0..n {
         let id = format!("{prefix}-{i}");
+        let key = format!("k{}", i % keys.max(1));
+        let mut headers = vec![
+            ("ce-specversion", "1.0"),
+            ("ce-id", id.as_str()),
+            ("ce-source", "/e2e"),
+            ("ce-type", "dev.paas.flows"),
+            ("content-type", "application/json"),
+        ];
+        if keys > 0 {
+            headers.push(("ce-partitionkey", key.as_str()));
+        }
         let r = http(
             p.http_port,
             &host,
             "POST",
             path,
-            &[
-                ("ce-specversion", "1.0"),
-                ("ce-id", &id),
-                ("ce-source", "/e2e"),
-                ("ce-type", "dev.paas.flows"),
-                ("content-type", "application/json"),
-            ],
+            &headers,
             Some(&format!("\"{i}\"")),
         )
         .unwrap();
@@ -160,7 +167,7 @@ spec:
     let listed = p.paas_ok(&["get", "sequences"]);
     assert!(listed.contains("words") && listed.contains('3'), "{listed}");
 
-    post_events(&p, "/default/words-kn-sequence-0", "w", 100);
+    post_events(&p, "/default/words-kn-sequence-0", "w", 100, 0);
     wait_count("the reply", &received, 100, &p);
     let received = received.lock().unwrap();
     for i in 0..100 {
@@ -266,7 +273,7 @@ spec:
     let listed = p.paas_ok(&["get", "parallels"]);
     assert!(listed.contains("parity"), "{listed}");
 
-    post_events(&p, "/default/parity-kn-parallel", "n", 100);
+    post_events(&p, "/default/parity-kn-parallel", "n", 100, 0);
     wait_count("the top-level reply", &replies, 100, &p);
     // Nothing more trickles in: each event went to exactly one branch.
     std::thread::sleep(Duration::from_millis(500));
@@ -333,27 +340,7 @@ spec:
     let path = write_manifest(&p.data_dir, "ordered.yaml", &manifest);
     p.paas_ok(&["apply", "-f", path.to_str().unwrap()]);
     wait_ready(&p, "sequence", "ordered");
-    let host = format!("channel-ingress.localhost:{}", p.http_port);
-    for i in 0..60 {
-        let (id, key) = (format!("o-{i}"), format!("k{}", i % 3));
-        let r = http(
-            p.http_port,
-            &host,
-            "POST",
-            "/default/ordered-kn-sequence-0",
-            &[
-                ("ce-specversion", "1.0"),
-                ("ce-id", &id),
-                ("ce-source", "/e2e"),
-                ("ce-type", "dev.paas.flows"),
-                ("ce-partitionkey", &key),
-                ("content-type", "application/json"),
-            ],
-            Some(&format!("\"{i}\"")),
-        )
-        .unwrap();
-        assert_eq!(r.status, 202, "{}", r.body);
-    }
+    post_events(&p, "/default/ordered-kn-sequence-0", "o", 60, 3);
     let deadline = Instant::now() + Duration::from_secs(60);
     while order.lock().unwrap().len() < 60 {
         assert!(Instant::now() < deadline, "{:?}", order.lock().unwrap());
