@@ -1,4 +1,4 @@
-//! Validation of Brokers, Triggers and Sequences. CESQL expressions are checked where the CESQL
+//! Validation of Brokers, Triggers, flows and sources. CESQL expressions are checked where the CESQL
 //! parser lives (the eventing crate), at apply time.
 
 use crate::eventing::{
@@ -6,6 +6,7 @@ use crate::eventing::{
 };
 use crate::flows::{Parallel, Sequence};
 use crate::iso8601;
+use crate::kafka_source::{KafkaSource, KEY_TYPE};
 use crate::names::dns1123_label_problem;
 use crate::sources::PingSource;
 use crate::validation::{FieldError, Report, Warning};
@@ -162,9 +163,11 @@ fn validate_filter(f: &SubscriptionsApiFilter, path: &str, r: &mut Report) {
 }
 
 /// The kinds a destination may reference today.
-const ADDRESSABLE: [(&str, &str); 2] = [
+const ADDRESSABLE: [(&str, &str); 4] = [
     ("Service", "serving.knative.dev/v1"),
     ("Broker", "eventing.knative.dev/v1"),
+    ("Sequence", "flows.knative.dev/v1"),
+    ("Parallel", "flows.knative.dev/v1"),
 ];
 
 pub fn validate_destination(d: &Destination, path: &str, required: bool, r: &mut Report) {
@@ -187,13 +190,8 @@ pub fn validate_destination(d: &Destination, path: &str, required: bool, r: &mut
                 r,
                 format!("{path}.ref.kind"),
                 format!(
-                    "{:?} cannot be a destination yet: use {}",
+                    "{:?} cannot be a destination yet: use Service, Broker, Sequence or Parallel",
                     reference.kind,
-                    ADDRESSABLE
-                        .iter()
-                        .map(|(k, _)| *k)
-                        .collect::<Vec<_>>()
-                        .join(" or ")
                 ),
             ),
             Some((_, api)) => {
@@ -323,6 +321,81 @@ pub fn validate_parallel(p: &Parallel) -> Report {
     r
 }
 
+pub fn validate_kafka_source(k: &KafkaSource) -> Report {
+    let mut r = Report::default();
+    names(&k.metadata.name, k.metadata.namespace.as_deref(), &mut r);
+    if k.spec.bootstrap_servers.is_empty() {
+        error(
+            &mut r,
+            "spec.bootstrapServers",
+            "needs at least one broker, e.g. [\"my-cluster-kafka-bootstrap.kafka:9092\"]",
+        );
+    }
+    for (i, server) in k.spec.bootstrap_servers.iter().enumerate() {
+        let port = server
+            .rsplit_once(':')
+            .map(|(host, port)| (host, port.parse::<u16>()));
+        if !matches!(port, Some((host, Ok(p))) if !host.is_empty() && p > 0) {
+            error(
+                &mut r,
+                format!("spec.bootstrapServers[{i}]"),
+                format!("{server:?} is not HOST:PORT"),
+            );
+        }
+    }
+    if k.spec.topics.is_empty() {
+        error(&mut r, "spec.topics", "needs at least one topic");
+    }
+    for (i, topic) in k.spec.topics.iter().enumerate() {
+        // Kafka's own rule for topic names.
+        let legal = !topic.is_empty()
+            && topic.len() <= 249
+            && topic != "."
+            && topic != ".."
+            && topic
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if !legal {
+            error(
+                &mut r,
+                format!("spec.topics[{i}]"),
+                format!("{topic:?} is not a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -)"),
+            );
+        }
+    }
+    if let Some(n) = k.spec.consumers {
+        if !(1..=64).contains(&n) {
+            error(
+                &mut r,
+                "spec.consumers",
+                format!("{n} must be from 1 to 64"),
+            );
+        }
+    }
+    if let Err(problem) = k.key_type() {
+        error(&mut r, format!("metadata.annotations.{KEY_TYPE}"), problem);
+    }
+    if let Some(d) = &k.spec.delivery {
+        validate_delivery(d, "spec.delivery", &mut r);
+    }
+    if k.spec.net.is_some() {
+        error(
+            &mut r,
+            "spec.net",
+            "SASL and TLS are not supported yet: paas reads clusters that take plain connections",
+        );
+    }
+    if k.spec.ce_overrides.is_some() {
+        warn(
+            &mut r,
+            "spec.ceOverrides",
+            "is not supported yet and is ignored",
+        );
+    }
+    validate_destination(&k.spec.sink, "spec.sink", true, &mut r);
+    r
+}
+
 pub fn validate_ping_source(p: &PingSource) -> Report {
     let mut r = Report::default();
     names(&p.metadata.name, p.metadata.namespace.as_deref(), &mut r);
@@ -429,7 +502,9 @@ mod tests {
         let mut r = Report::default();
         validate_destination(&d, "spec.subscriber", true, &mut r);
         assert!(
-            r.errors[0].message.contains("Service or Broker"),
+            r.errors[0]
+                .message
+                .contains("Service, Broker, Sequence or Parallel"),
             "{:?}",
             r.errors
         );
@@ -460,5 +535,47 @@ mod tests {
         );
         q.spec.steps[0].uri = Some("http://127.0.0.1:9/".into());
         assert!(validate_sequence(&q).errors.is_empty());
+    }
+
+    #[test]
+    fn a_flow_can_be_a_destination() {
+        let mut d = to_service("words");
+        if let Some(r) = d.reference.as_mut() {
+            r.kind = "Sequence".into();
+            r.api_version = Some("flows.knative.dev/v1".into());
+        }
+        let mut r = Report::default();
+        validate_destination(&d, "spec.subscriber", true, &mut r);
+        assert!(r.errors.is_empty(), "{r:?}");
+    }
+
+    #[test]
+    fn a_kafka_source_names_what_is_wrong() {
+        let mut k = KafkaSource::default();
+        k.metadata.name = "orders".into();
+        k.metadata
+            .annotations
+            .insert(KEY_TYPE.into(), "bytes".into());
+        k.spec.bootstrap_servers = vec!["127.0.0.1:9092".into(), "kafka".into()];
+        k.spec.topics = vec!["orders".into(), "bad topic".into()];
+        k.spec.consumers = Some(0);
+        k.spec.sink = to_service("display");
+        let r = validate_kafka_source(&k);
+        let paths: Vec<&str> = r.errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "spec.bootstrapServers[1]",
+                "spec.topics[1]",
+                "spec.consumers",
+                "metadata.annotations.kafkasources.sources.knative.dev/key-type",
+            ],
+            "{r:?}"
+        );
+        k.metadata.annotations.clear();
+        k.spec.bootstrap_servers.truncate(1);
+        k.spec.topics.truncate(1);
+        k.spec.consumers = Some(3);
+        assert!(validate_kafka_source(&k).errors.is_empty());
     }
 }

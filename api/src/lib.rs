@@ -27,6 +27,7 @@ pub mod eventing;
 pub mod eventing_validation;
 pub mod flows;
 pub mod iso8601;
+pub mod kafka_source;
 pub mod manifest;
 pub mod meta;
 pub mod names;

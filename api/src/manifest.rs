@@ -5,9 +5,11 @@ use std::fmt;
 
 use crate::eventing::{Broker, Trigger, EVENTING_API_VERSION};
 use crate::eventing_validation::{
-    validate_broker, validate_parallel, validate_ping_source, validate_sequence, validate_trigger,
+    validate_broker, validate_kafka_source, validate_parallel, validate_ping_source,
+    validate_sequence, validate_trigger,
 };
 use crate::flows::{Parallel, Sequence, FLOWS_API_VERSION};
+use crate::kafka_source::{KafkaSource, KAFKA_SOURCE_API_VERSION};
 use crate::object::{Resource, TypeMeta};
 use crate::serving::{Service, SERVING_API_VERSION};
 use crate::sources::{PingSource, SOURCES_API_VERSION};
@@ -156,8 +158,15 @@ fn parse_document(file: &str, doc: &Document) -> Result<Option<Manifest>, Vec<St
                 (Resource::PingSource(q), report)
             })
         }
+        (KAFKA_SOURCE_API_VERSION, "KafkaSource") => {
+            parse_typed(file, doc, origin, |mut k: KafkaSource| {
+                k.status = Default::default();
+                let report = validate_kafka_source(&k);
+                (Resource::KafkaSource(k), report)
+            })
+        }
         (api, kind) => Err(vec![format!(
-            "{origin}: kind: {kind} ({api}) cannot be applied: paas applies {SERVING_API_VERSION} Service, {EVENTING_API_VERSION} Broker and Trigger, {FLOWS_API_VERSION} Sequence and Parallel, and {SOURCES_API_VERSION} PingSource"
+            "{origin}: kind: {kind} ({api}) cannot be applied: paas applies {SERVING_API_VERSION} Service, {EVENTING_API_VERSION} Broker and Trigger, {FLOWS_API_VERSION} Sequence and Parallel, {SOURCES_API_VERSION} PingSource and {KAFKA_SOURCE_API_VERSION} KafkaSource"
         )]),
     }
 }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::eventing::{Broker, Trigger};
 use crate::flows::{Parallel, Sequence};
+use crate::kafka_source::KafkaSource;
 use crate::meta::ObjectMeta;
 use crate::serving::{Configuration, Revision, Route, Service};
 use crate::sources::PingSource;
@@ -52,6 +53,7 @@ pub enum Resource {
     Sequence(Sequence),
     Parallel(Parallel),
     PingSource(PingSource),
+    KafkaSource(KafkaSource),
 }
 
 impl Resource {
@@ -66,6 +68,7 @@ impl Resource {
             Resource::Sequence(_) => Sequence::KIND,
             Resource::Parallel(_) => Parallel::KIND,
             Resource::PingSource(_) => PingSource::KIND,
+            Resource::KafkaSource(_) => KafkaSource::KIND,
         }
     }
 
@@ -80,6 +83,7 @@ impl Resource {
             Resource::Sequence(o) => o.meta(),
             Resource::Parallel(o) => o.meta(),
             Resource::PingSource(o) => o.meta(),
+            Resource::KafkaSource(o) => o.meta(),
         }
     }
 
@@ -94,6 +98,7 @@ impl Resource {
             Resource::Sequence(o) => o.meta_mut(),
             Resource::Parallel(o) => o.meta_mut(),
             Resource::PingSource(o) => o.meta_mut(),
+            Resource::KafkaSource(o) => o.meta_mut(),
         }
     }
 
@@ -108,6 +113,7 @@ impl Resource {
             Resource::Sequence(o) => serde_json::to_value(o),
             Resource::Parallel(o) => serde_json::to_value(o),
             Resource::PingSource(o) => serde_json::to_value(o),
+            Resource::KafkaSource(o) => serde_json::to_value(o),
         };
         // Invariant: these types serialize to JSON infallibly (string keys, no non-finite floats).
         v.unwrap_or(serde_json::Value::Null)
@@ -126,6 +132,7 @@ pub fn plural_for(name: &str) -> Option<&'static str> {
         "sequence" | "sequences" => Sequence::PLURAL,
         "parallel" | "parallels" => Parallel::PLURAL,
         "pingsource" | "pingsources" | "ping" => PingSource::PLURAL,
+        "kafkasource" | "kafkasources" => KafkaSource::PLURAL,
         _ => return None,
     })
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use paas_api::eventing::{Broker, Trigger};
 use paas_api::flows::{Parallel, Sequence};
+use paas_api::kafka_source::KafkaSource;
 use paas_api::sources::PingSource;
 use paas_api::{Configuration, Object, Revision, Route, Service};
 use paas_gateway::RevisionKey;
@@ -148,6 +149,11 @@ async fn handle_event(ctx: &Context, event: Result<WatchEvent, RecvError>, queue
                     }
                 }
             }
+            if k.kind == KafkaSource::KIND {
+                // The topics are the user's: only the reading stops.
+                let prefix = reconcile::kafkasource::dispatcher_prefix(&k.namespace, &k.name);
+                ctx.dispatchers.stop_where(|d| d.starts_with(&prefix));
+            }
             if k.kind == PingSource::KIND {
                 let key = reconcile::pingsource::key(&k.namespace, &k.name);
                 ctx.tickers.stop(&key);
@@ -208,6 +214,11 @@ async fn handle_event(ctx: &Context, event: Result<WatchEvent, RecvError>, queue
         if let Ok(sources) = ctx.store.list::<PingSource>(Some(ns)).await {
             for q in sources {
                 queue.push(key_of::<PingSource>(ns, q.name()));
+            }
+        }
+        if let Ok(sources) = ctx.store.list::<KafkaSource>(Some(ns)).await {
+            for q in sources {
+                queue.push(key_of::<KafkaSource>(ns, q.name()));
             }
         }
         if let Ok(parallels) = ctx.store.list::<Parallel>(Some(ns)).await {
@@ -296,6 +307,11 @@ async fn enqueue_all(ctx: &Context, queue: &mut WorkQueue) {
             queue.push(key_of::<PingSource>(o.namespace(), o.name()));
         }
     }
+    if let Ok(all) = ctx.store.list::<KafkaSource>(None).await {
+        for o in all {
+            queue.push(key_of::<KafkaSource>(o.namespace(), o.name()));
+        }
+    }
     forget_deleted_revisions(ctx).await;
 }
 
@@ -341,6 +357,10 @@ async fn reconcile_key(
         },
         k if k == PingSource::KIND => match ctx.store.get::<PingSource>(ns, name).await? {
             Some(o) => reconcile::pingsource::reconcile(&o, ctx).await,
+            None => Ok(Action::Done),
+        },
+        k if k == KafkaSource::KIND => match ctx.store.get::<KafkaSource>(ns, name).await? {
+            Some(o) => reconcile::kafkasource::reconcile(&o, ctx).await,
             None => Ok(Action::Done),
         },
         _ => Ok(Action::Done),

@@ -55,6 +55,9 @@ pub struct Position {
 pub struct Delivery {
     pub position: Position,
     pub record: Record,
+    /// When the record was written, in milliseconds since the epoch, if the log
+    /// keeps it (Kafka does).
+    pub timestamp_ms: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -21,7 +21,7 @@ use hyper_util::rt::TokioIo;
 use paas_api::eventing::{TriggerFilter, TriggerSpec};
 use paas_eventing::cloudevent::{from_http, kafka_binding, CloudEvent, ExtensionValue};
 use paas_eventing::delivery::DeliveryPolicy;
-use paas_eventing::dispatcher::{DispatchSpec, Dispatchers, ReplyTo};
+use paas_eventing::dispatcher::{DispatchSpec, Dispatchers, Records, ReplyTo};
 use paas_eventing::filter::Filter;
 use paas_eventing::transport::HttpTransport;
 use support::{fresh_log, Backend};
@@ -113,6 +113,7 @@ fn spec(
         },
         ordered: false,
         reply: ReplyTo::SameTopic,
+        records: Records::CloudEvents,
     }
 }
 

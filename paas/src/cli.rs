@@ -271,7 +271,7 @@ pub(crate) struct ApplyArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct GetArgs {
-    /// services (ksvc), revisions (rev), routes (rt), configurations (config), brokers, triggers, sequences, parallels or pingsources.
+    /// services (ksvc), revisions (rev), routes (rt), configurations (config), brokers, triggers, sequences, parallels, pingsources or kafkasources.
     pub(crate) kind: String,
     /// One resource by name; all when omitted.
     pub(crate) name: Option<String>,
@@ -295,7 +295,7 @@ pub(crate) struct DescribeArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct DeleteArgs {
-    /// service (ksvc), broker, trigger, sequence, parallel or pingsource.
+    /// service (ksvc), broker, trigger, sequence, parallel, pingsource or kafkasource.
     pub(crate) kind: String,
     /// Names of what to delete.
     #[arg(required = true)]

@@ -57,6 +57,7 @@ impl ApiClient {
             "brokers" | "triggers" => paas_api::eventing::EVENTING_API_VERSION,
             "sequences" | "parallels" => paas_api::flows::FLOWS_API_VERSION,
             "pingsources" => paas_api::sources::SOURCES_API_VERSION,
+            "kafkasources" => paas_api::kafka_source::KAFKA_SOURCE_API_VERSION,
             _ => SERVING_API_VERSION,
         };
         let mut p = format!("/apis/{group}");

@@ -128,6 +128,7 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path) -> Result<()> {
         http_port: http_addr.port(),
         keep_revisions: args.keep_revisions,
         tickers: Arc::default(),
+        source_clusters: Arc::default(),
         clock: chrono::Utc::now,
     });
 

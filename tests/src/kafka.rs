@@ -116,3 +116,75 @@ impl Drop for Tansu {
         self.stop();
     }
 }
+
+/// A record as another application would write it.
+#[derive(Debug, Clone, Default)]
+pub struct Plain {
+    pub key: Option<Vec<u8>>,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub value: Vec<u8>,
+    /// Partition to write to; the key's hash when `None`.
+    pub partition: Option<i32>,
+}
+
+/// Make `topic` with `partitions` on the broker at `address`, as an operator would.
+pub fn create_topic(address: &str, topic: &str, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", address)
+        .create()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let results = runtime
+        .block_on(admin.create_topics([&new], &AdminOptions::new()))
+        .unwrap();
+    for r in results {
+        r.unwrap();
+    }
+}
+
+/// Write `records` to `topic` with a plain rdkafka producer, in order, failing the
+/// test unless every one is acknowledged.
+pub fn produce(address: &str, topic: &str, records: &[Plain]) {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", address)
+        .set("acks", "all")
+        .create()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut pending = Vec::new();
+        for r in records {
+            let mut headers = OwnedHeaders::new();
+            for (k, v) in &r.headers {
+                headers = headers.insert(Header {
+                    key: k,
+                    value: Some(v),
+                });
+            }
+            let mut record = FutureRecord::<Vec<u8>, Vec<u8>>::to(topic)
+                .payload(&r.value)
+                .headers(headers);
+            if let Some(k) = &r.key {
+                record = record.key(k);
+            }
+            if let Some(p) = r.partition {
+                record = record.partition(p);
+            }
+            pending.push(producer.send_result(record).unwrap());
+        }
+        for delivery in pending {
+            delivery.await.unwrap().unwrap();
+        }
+    });
+}

@@ -284,6 +284,41 @@ impl Platform {
         .is_ok_and(|r| r.status == 202)
     }
 
+    /// Wait until `paas get KIND NAME` says Ready=True; returns the object.
+    pub fn wait_ready(&self, kind: &str, name: &str, within: Duration) -> serde_json::Value {
+        self.wait_condition(kind, name, within, |c| {
+            c["type"] == "Ready" && c["status"] == "True"
+        })
+    }
+
+    /// Wait until one of the object's conditions passes `check`; returns the object.
+    pub fn wait_condition(
+        &self,
+        kind: &str,
+        name: &str,
+        within: Duration,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let o: serde_json::Value =
+                serde_json::from_str(&self.paas_ok(&["get", kind, name, "-o", "json"])).unwrap();
+            if o["status"]["conditions"]
+                .as_array()
+                .is_some_and(|cs| cs.iter().any(&check))
+            {
+                return o;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{kind} {name}: {}\n{}",
+                o["status"],
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     pub fn items(&self, kind: &str) -> Vec<serde_json::Value> {
         let out = self.paas_ok(&["get", kind, "-o", "json"]);
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -110,20 +110,8 @@ fn post_events(p: &Platform, path: &str, prefix: &str, n: usize, keys: usize) {
 }
 
 fn wait_ready(p: &Platform, kind: &str, name: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let o: serde_json::Value =
-            serde_json::from_str(&p.paas_ok(&["get", kind, name, "-o", "json"])).unwrap();
-        let ready = o["status"]["conditions"].as_array().is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        });
-        if ready {
-            return o["status"]["address"]["url"].as_str().unwrap().to_owned();
-        }
-        assert!(Instant::now() < deadline, "{}", o["status"]);
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let o = p.wait_ready(kind, name, Duration::from_secs(30));
+    o["status"]["address"]["url"].as_str().unwrap().to_owned()
 }
 
 #[test]

@@ -18,6 +18,7 @@ pub mod canary;
 pub mod configuration;
 mod destination;
 pub mod gc;
+pub mod kafkasource;
 pub mod parallel;
 pub mod pingsource;
 pub mod revision;
@@ -57,6 +58,8 @@ pub struct Context {
     pub keep_revisions: usize,
     /// The clocks of PingSources.
     pub tickers: Arc<crate::ticker::Tickers>,
+    /// The clusters KafkaSources read.
+    pub source_clusters: Arc<crate::clusters::SourceClusters>,
     /// Time is an input: tests pass a fixed clock.
     pub clock: fn() -> DateTime<Utc>,
 }
@@ -78,7 +81,6 @@ pub(crate) fn owned_by<T: Object>(owner: &T) -> OwnerReference {
     }
 }
 
-/// A revision's number: `hello-00002` → 2.
 /// Ready, or not ready for `problem` (reason, message); what is not ready yet (a
 /// destination not made yet, say) is looked at again in a moment: returns when.
 pub(crate) fn set_ready(
@@ -115,6 +117,7 @@ pub(crate) async fn revisions_of(ctx: &Context, ns: &str, name: &str) -> Result<
         .collect())
 }
 
+/// A revision's number: `hello-00002` → 2.
 pub(crate) fn revision_number(name: &str) -> Option<u32> {
     let (_, n) = name.rsplit_once('-')?;
     (n.len() == 5).then(|| n.parse().ok()).flatten()

@@ -13,7 +13,7 @@ use paas_api::serving::Addressable;
 use paas_api::Object;
 use paas_eventing::channel_topic;
 use paas_eventing::delivery::DeliveryPolicy;
-use paas_eventing::dispatcher::{DispatchSpec, ReplyTo};
+use paas_eventing::dispatcher::{DispatchSpec, Records, ReplyTo};
 use paas_eventing::filter::Filter;
 
 use super::sequence::channel_url;
@@ -142,6 +142,7 @@ pub async fn reconcile(par: &Parallel, ctx: &Context) -> Result<Action> {
                             ordered,
                             // What the filter answers with is what goes on.
                             reply: ReplyTo::Topic(filtered.clone()),
+                            records: Records::CloudEvents,
                         },
                     ));
                     filtered
@@ -159,6 +160,7 @@ pub async fn reconcile(par: &Parallel, ctx: &Context) -> Result<Action> {
                     policy,
                     ordered,
                     reply,
+                    records: Records::CloudEvents,
                 },
             ));
             for (key, spec) in specs {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use paas_api::sources::PingSource;
 use paas_api::Object;
 use paas_eventing::delivery::DeliveryPolicy;
-use paas_eventing::dispatcher::{DispatchSpec, ReplyTo};
+use paas_eventing::dispatcher::{DispatchSpec, Records, ReplyTo};
 use paas_eventing::filter::Filter;
 
 use super::{destination, set_ready, Action, Context, Result};
@@ -59,6 +59,7 @@ pub async fn reconcile(source: &PingSource, ctx: &Context) -> Result<Action> {
             policy: DeliveryPolicy::default(),
             ordered: false,
             reply: ReplyTo::Drop,
+            records: Records::CloudEvents,
         };
         match ctx.dispatchers.ensure(&key, spec).await {
             Ok(()) => ctx.tickers.ensure(

@@ -12,7 +12,7 @@ use paas_api::serving::Addressable;
 use paas_api::Object;
 use paas_eventing::channel_topic;
 use paas_eventing::delivery::DeliveryPolicy;
-use paas_eventing::dispatcher::{DispatchSpec, ReplyTo};
+use paas_eventing::dispatcher::{DispatchSpec, Records, ReplyTo};
 use paas_eventing::filter::Filter;
 
 use super::{destination, set_ready, Action, Context, Result};
@@ -116,6 +116,7 @@ pub async fn reconcile(seq: &Sequence, ctx: &Context) -> Result<Action> {
                 policy: DeliveryPolicy::from_spec(step.delivery.as_ref()),
                 ordered,
                 reply: next,
+                records: Records::CloudEvents,
             };
             if let Err(e) = ctx
                 .dispatchers

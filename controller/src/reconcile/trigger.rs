@@ -6,7 +6,7 @@ use paas_api::condition::ConditionStatus;
 use paas_api::eventing::{Broker, Trigger, DELIVERY_ORDER};
 use paas_api::Object;
 use paas_eventing::delivery::DeliveryPolicy;
-use paas_eventing::dispatcher::{DispatchSpec, ReplyTo};
+use paas_eventing::dispatcher::{DispatchSpec, Records, ReplyTo};
 use paas_eventing::filter::Filter;
 
 use super::destination::resolve;
@@ -125,6 +125,7 @@ pub async fn reconcile(trigger: &Trigger, ctx: &Context) -> Result<Action> {
                 .map(String::as_str)
                 == Some("ordered"),
             reply: ReplyTo::SameTopic,
+            records: Records::CloudEvents,
         };
         match ctx.dispatchers.ensure(&key, spec).await {
             Ok(()) => status.conditions.set_true("DispatcherReady", now),

@@ -2,8 +2,9 @@
 //! (Sequences) on the REST API.
 //!
 //! ```text
-//! (and the same under /apis/flows.knative.dev/v1 for sequences and parallels, and
-//! /apis/sources.knative.dev/v1 for pingsources)
+//! (and the same under /apis/flows.knative.dev/v1 for sequences and parallels,
+//! /apis/sources.knative.dev/v1 for pingsources and /apis/sources.knative.dev/v1beta1
+//! for kafkasources)
 //! GET    /apis/eventing.knative.dev/v1/{brokers|triggers}                 all namespaces
 //! GET    /apis/eventing.knative.dev/v1/namespaces/{ns}/{brokers|triggers}[/{name}]
 //! POST   /apis/eventing.knative.dev/v1/namespaces/{ns}/{brokers|triggers}
@@ -17,9 +18,11 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use paas_api::eventing::{Broker, Trigger, EVENTING_API_VERSION};
 use paas_api::eventing_validation::{
-    validate_broker, validate_parallel, validate_ping_source, validate_sequence, validate_trigger,
+    validate_broker, validate_kafka_source, validate_parallel, validate_ping_source,
+    validate_sequence, validate_trigger,
 };
 use paas_api::flows::{Parallel, Sequence, FLOWS_API_VERSION};
+use paas_api::kafka_source::{KafkaSource, KAFKA_SOURCE_API_VERSION};
 use paas_api::sources::{PingSource, SOURCES_API_VERSION};
 use paas_api::validation::Report;
 use paas_api::Object;
@@ -87,6 +90,19 @@ impl Writable for PingSource {
     }
 }
 
+impl Writable for KafkaSource {
+    fn validate(&self) -> Report {
+        validate_kafka_source(self)
+    }
+    fn clear_status(&mut self) {
+        self.status = Default::default();
+    }
+    fn set_type(&mut self) {
+        self.api_version = KAFKA_SOURCE_API_VERSION.into();
+        self.kind = Self::KIND.into();
+    }
+}
+
 impl Writable for Trigger {
     fn validate(&self) -> Report {
         let mut report = validate_trigger(self);
@@ -134,11 +150,15 @@ pub(super) async fn route(
         (FLOWS_API_VERSION, "sequences") => handle::<Sequence>(state, req, ns, name).await,
         (FLOWS_API_VERSION, "parallels") => handle::<Parallel>(state, req, ns, name).await,
         (SOURCES_API_VERSION, "pingsources") => handle::<PingSource>(state, req, ns, name).await,
+        (KAFKA_SOURCE_API_VERSION, "kafkasources") => {
+            handle::<KafkaSource>(state, req, ns, name).await
+        }
         _ => Err(ApiError::NotFound(format!(
             "no {plural} in {group}: it has {}",
             match group {
                 FLOWS_API_VERSION => "sequences and parallels",
                 SOURCES_API_VERSION => "pingsources",
+                KAFKA_SOURCE_API_VERSION => "kafkasources",
                 _ => "brokers and triggers",
             }
         ))),

@@ -120,6 +120,7 @@ async fn route(
         paas_api::eventing::EVENTING_API_VERSION,
         paas_api::flows::FLOWS_API_VERSION,
         paas_api::sources::SOURCES_API_VERSION,
+        paas_api::kafka_source::KAFKA_SOURCE_API_VERSION,
     ] {
         if let Some(rest) = path.strip_prefix(&format!("/apis/{group}/")) {
             let parts: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();

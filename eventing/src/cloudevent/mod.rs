@@ -15,6 +15,7 @@ mod http_parse;
 mod http_structured;
 mod json;
 pub mod kafka_binding;
+pub mod kafka_record;
 mod media_type;
 mod percent;
 mod uri;

@@ -9,6 +9,7 @@ mod run;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use paas_api::kafka_source::KeyType;
 use tokio::task::JoinHandle;
 
 pub use self::metrics::TriggerMetrics;
@@ -32,6 +33,23 @@ pub struct DispatchSpec {
     pub ordered: bool,
     /// Where a subscriber's reply event goes.
     pub reply: ReplyTo,
+    pub records: Records,
+}
+
+/// What the records read are.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Records {
+    /// Events paas stored, in the CloudEvents Kafka binding; any other record is
+    /// skipped as malformed.
+    #[default]
+    CloudEvents,
+    /// Records someone else wrote, read by a KafkaSource: each becomes an event as
+    /// Knative's KafkaSource makes them (see `cloudevent::kafka_record`).
+    Foreign {
+        /// The `source` of events made from plain records.
+        source: String,
+        key_type: KeyType,
+    },
 }
 
 /// Where a reply (a 2xx answer carrying a CloudEvent) goes.
@@ -59,12 +77,15 @@ impl PartialEq for DispatchSpec {
             && self.policy == other.policy
             && self.ordered == other.ordered
             && self.reply == other.reply
+            && self.records == other.records
     }
 }
 
 #[derive(Debug)]
 struct Running {
     spec: DispatchSpec,
+    /// The log it reads: the platform's, or a KafkaSource's cluster.
+    log: Arc<dyn EventLog>,
     task: JoinHandle<()>,
     /// Kept across restarts of the trigger's dispatcher (a changed spec).
     metrics: Arc<TriggerMetrics>,
@@ -94,17 +115,28 @@ impl Dispatchers {
     /// Run a dispatcher for `key` with `spec`. The group is subscribed before this
     /// returns, so events posted after a trigger is ready reach it.
     pub async fn ensure(&self, key: &str, spec: DispatchSpec) -> Result<(), LogError> {
+        self.ensure_on(key, spec, self.log.clone(), InitialOffset::Latest)
+            .await
+    }
+
+    /// Run a dispatcher reading another log (a KafkaSource's cluster), its group
+    /// starting at `initial` when it has no committed offset. Replies, if the spec
+    /// keeps any, are stored in this log.
+    pub async fn ensure_on(
+        &self,
+        key: &str,
+        spec: DispatchSpec,
+        log: Arc<dyn EventLog>,
+        initial: InitialOffset,
+    ) -> Result<(), LogError> {
         if self
             .lock()
             .get(key)
-            .is_some_and(|r| r.spec == spec && !r.task.is_finished())
+            .is_some_and(|r| r.spec == spec && Arc::ptr_eq(&r.log, &log) && !r.task.is_finished())
         {
             return Ok(());
         }
-        let sub = self
-            .log
-            .subscribe(&spec.topic, &spec.group, InitialOffset::Latest)
-            .await?;
+        let sub = log.subscribe(&spec.topic, &spec.group, initial).await?;
         let metrics = self
             .lock()
             .get(key)
@@ -119,6 +151,7 @@ impl Dispatchers {
         ));
         let running = Running {
             spec,
+            log,
             task,
             metrics,
         };

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::metrics::TriggerMetrics;
-use super::{DispatchSpec, ReplyTo, DEFAULT_PARALLELISM};
+use super::{DispatchSpec, Records, ReplyTo, DEFAULT_PARALLELISM};
+use crate::cloudevent::kafka_record::{self, RecordOrigin};
 use crate::cloudevent::{kafka_binding, CloudEvent};
 use crate::delivery::{deliver, Outcome, Transport};
 use crate::offsets::OffsetTracker;
@@ -124,7 +125,19 @@ impl Dispatch {
             *state = PartitionState::new(self.epochs);
         }
         state.tracker.start(position.offset);
-        let event = match kafka_binding::from_record(&delivery.record) {
+        let decoded = match &self.spec.records {
+            Records::CloudEvents => kafka_binding::from_record(&delivery.record),
+            Records::Foreign { source, key_type } => kafka_record::from_foreign_record(
+                &delivery.record,
+                &RecordOrigin {
+                    source,
+                    position,
+                    timestamp_ms: delivery.timestamp_ms,
+                    key_type: *key_type,
+                },
+            ),
+        };
+        let event = match decoded {
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!(topic = %self.spec.topic, ?position, error = %e, "skipping a record that is not a CloudEvent");

@@ -152,17 +152,21 @@ impl KafkaLog {
             .map_err(|e| failed(topic, "creating the Kafka producer", e))
     }
 
+    /// Whether the cluster has `topic`, with its partitions.
+    pub async fn has_topic(&self, topic: &str) -> Result<bool, LogError> {
+        let metadata = self.all_metadata(topic).await?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()))
+    }
+
     /// The topic's producer; `None` when the cluster has no such topic.
     async fn producer(&self, topic: &str) -> Result<Option<FutureProducer>, LogError> {
         if let Some(p) = self.producers().get(topic) {
             return Ok(Some(p.clone()));
         }
-        let metadata = self.all_metadata(topic).await?;
-        let found = metadata
-            .topics()
-            .iter()
-            .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
-        if !found {
+        if !self.has_topic(topic).await? {
             return Ok(None);
         }
         let producer = self.new_producer(topic)?;
@@ -418,6 +422,7 @@ impl Subscription for KafkaSubscription {
                 headers,
                 value: Bytes::copy_from_slice(message.payload().unwrap_or_default()),
             },
+            timestamp_ms: message.timestamp().to_millis(),
         })
     }
 

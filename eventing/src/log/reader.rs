@@ -88,6 +88,7 @@ impl EmbeddedSubscription {
                             offset: stored.offset,
                         },
                         record: stored.record,
+                        timestamp_ms: Some(stored.timestamp_ms),
                     });
                 }
                 self.cursor = Some((base, new_pos, self.next));

@@ -72,6 +72,7 @@ pub(crate) async fn apply(client: &ApiClient, a: ApplyArgs) -> Result<ExitCode> 
             Resource::Sequence(_) => ("sequences", "flows.knative.dev"),
             Resource::Parallel(_) => ("parallels", "flows.knative.dev"),
             Resource::PingSource(_) => ("pingsources", "sources.knative.dev"),
+            Resource::KafkaSource(_) => ("kafkasources", "sources.knative.dev"),
             _ => bail!(
                 "{}: {kind} cannot be applied: it is derived from a Service",
                 m.origin

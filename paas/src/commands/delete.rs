@@ -13,7 +13,13 @@ pub(crate) async fn delete(client: &ApiClient, a: DeleteArgs) -> Result<ExitCode
     let plural = plural(&a.kind)?;
     if !matches!(
         plural,
-        "services" | "brokers" | "triggers" | "sequences" | "parallels" | "pingsources"
+        "services"
+            | "brokers"
+            | "triggers"
+            | "sequences"
+            | "parallels"
+            | "pingsources"
+            | "kafkasources"
     ) {
         bail!("{plural} cannot be deleted on their own: delete their service (its configuration, revisions and route go with it)");
     }

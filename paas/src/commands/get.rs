@@ -104,6 +104,18 @@ pub(crate) async fn get(client: &ApiClient, a: GetArgs) -> Result<ExitCode> {
                     ready.into(),
                     reason.into(),
                 ]),
+                "kafkasources" => row.extend([
+                    name,
+                    o["spec"]["topics"]
+                        .as_array()
+                        .map(|ts| ts.iter().map(s).collect::<Vec<_>>().join(","))
+                        .unwrap_or_default(),
+                    s(&o["spec"]["bootstrapServers"][0]),
+                    s(&o["status"]["sinkUri"]),
+                    age(created),
+                    ready.into(),
+                    reason.into(),
+                ]),
                 "sequences" | "parallels" => row.extend([
                     name,
                     s(&o["status"]["address"]["url"]),
@@ -160,6 +172,16 @@ pub(crate) async fn get(client: &ApiClient, a: GetArgs) -> Result<ExitCode> {
             "SCHEDULE",
             "SINK",
             "LAST TICK",
+            "AGE",
+            "READY",
+            "REASON",
+        ]
+        .as_slice(),
+        "kafkasources" => [
+            "NAME",
+            "TOPICS",
+            "BOOTSTRAP SERVERS",
+            "SINK",
             "AGE",
             "READY",
             "REASON",

@@ -42,6 +42,6 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
 pub(crate) fn plural(kind: &str) -> Result<&'static str> {
     match paas_api::object::plural_for(kind) {
         Some(p) => Ok(p),
-        None => bail!("unknown resource type {kind:?}: use services (ksvc), revisions (rev), routes (rt), configurations (config), brokers, triggers, sequences, parallels or pingsources"),
+        None => bail!("unknown resource type {kind:?}: use services (ksvc), revisions (rev), routes (rt), configurations (config), brokers, triggers, sequences, parallels, pingsources or kafkasources"),
     }
 }

@@ -1,0 +1,292 @@
+//! KafkaSource end to end: topics written by a separate Kafka client (plain records,
+//! and records in the CloudEvents binding's binary and structured modes) reach a
+//! Service through paas, every record once; the consumer group resumes where it
+//! stopped; and a source that cannot read says why.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use paas_e2e::kafka::{broker, create_topic, produce, Plain};
+use paas_e2e::{binary, write_manifest, Platform, RuntimeKind};
+use serde_json::Value;
+
+/// Topic names of this run: the shared broker outlives a test binary only when
+/// PAAS_TEST_KAFKA points at one, and then names must not collide.
+fn topic(name: &str) -> String {
+    format!("{name}-{}", std::process::id())
+}
+
+fn plain(topic: &str, range: std::ops::Range<usize>) -> Vec<Plain> {
+    range
+        .map(|i| Plain {
+            key: Some(format!("customer-{}", i % 7).into_bytes()),
+            headers: vec![
+                ("trace".into(), format!("t{i}").into_bytes()),
+                ("content-type".into(), b"application/json".to_vec()),
+            ],
+            value: format!(r#"{{"record":"{topic}-{i}"}}"#).into_bytes(),
+            partition: None,
+        })
+        .collect()
+}
+
+/// Records in the CloudEvents Kafka binding, binary mode.
+fn binary_events(range: std::ops::Range<usize>) -> Vec<Plain> {
+    range
+        .map(|i| Plain {
+            key: None,
+            headers: vec![
+                ("ce_specversion".into(), b"1.0".to_vec()),
+                ("ce_id".into(), format!("bin-{i}").into_bytes()),
+                ("ce_source".into(), b"/shop".to_vec()),
+                ("ce_type".into(), b"dev.shop.order".to_vec()),
+                ("content-type".into(), b"application/json".to_vec()),
+            ],
+            value: format!(r#"{{"record":"bin-{i}"}}"#).into_bytes(),
+            partition: None,
+        })
+        .collect()
+}
+
+/// Records in the CloudEvents Kafka binding, structured mode.
+fn structured_events(range: std::ops::Range<usize>) -> Vec<Plain> {
+    range
+        .map(|i| Plain {
+            key: None,
+            headers: vec![(
+                "content-type".into(),
+                b"application/cloudevents+json".to_vec(),
+            )],
+            value: format!(
+                r#"{{"specversion":"1.0","id":"json-{i}","source":"/shop","type":"dev.shop.payment","datacontenttype":"application/json","data":{{"record":"json-{i}"}}}}"#
+            )
+            .into_bytes(),
+            partition: None,
+        })
+        .collect()
+}
+
+fn received(p: &Platform) -> Vec<Value> {
+    serde_json::from_str(&p.get("display", "/events").body).unwrap_or_default()
+}
+
+/// Wait for `n` events at the display service, then a little longer to see that no
+/// more come; returns them all.
+fn wait_events(p: &Platform, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while received(p).len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {n} events arrived\n{}",
+            received(p).len(),
+            p.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    received(p)
+}
+
+/// What identifies a record's event: the data each record carries is unique.
+fn records_of(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| {
+            let data: Value = serde_json::from_str(e["data"].as_str().unwrap()).unwrap();
+            data["record"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+fn ready_message(o: &Value) -> String {
+    o["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap()["message"]
+        .to_string()
+}
+
+fn deploy_display(p: &Platform) {
+    let display = binary("event-display");
+    p.paas_ok(&[
+        "deploy",
+        "display",
+        "--cmd",
+        display.to_str().unwrap(),
+        // One replica keeps every event in one place to count.
+        "--annotation",
+        "autoscaling.knative.dev/min-scale=1",
+        "--annotation",
+        "autoscaling.knative.dev/max-scale=1",
+    ]);
+}
+
+fn source_manifest(bootstrap: &str, topics: &[&str]) -> String {
+    let topics: String = topics.iter().map(|t| format!("    - {t}\n")).collect();
+    format!(
+        "apiVersion: sources.knative.dev/v1beta1
+kind: KafkaSource
+metadata:
+  name: orders
+spec:
+  bootstrapServers:
+    - {bootstrap}
+  topics:
+{topics}  consumerGroup: e2e-{pid}
+  initialOffset: earliest
+  consumers: 2
+  sink:
+    ref:
+      apiVersion: serving.knative.dev/v1
+      kind: Service
+      name: display
+",
+        pid = std::process::id()
+    )
+}
+
+#[test]
+fn a_kafka_source_delivers_every_record_once_to_a_service() {
+    let kafka = broker();
+    let (orders, payments) = (topic("orders"), topic("payments"));
+    create_topic(kafka, &orders, 3);
+    create_topic(kafka, &payments, 1);
+    // Written before the source exists: initialOffset earliest reads them.
+    produce(kafka, &orders, &plain(&orders, 0..150));
+    produce(kafka, &orders, &binary_events(0..50));
+    produce(kafka, &orders, &structured_events(0..50));
+    produce(kafka, &payments, &plain(&payments, 0..50));
+
+    let mut p = Platform::start(RuntimeKind::Process);
+    deploy_display(&p);
+    let manifest = write_manifest(
+        &p.data_dir,
+        "source.yaml",
+        &source_manifest(kafka, &[&orders, &payments]),
+    );
+    p.paas_ok(&["apply", "-f", manifest.to_str().unwrap()]);
+    let source = p.wait_ready("kafkasource", "orders", Duration::from_secs(60));
+    assert_eq!(source["status"]["consumers"], 2, "{source}");
+    // Written while it runs.
+    produce(kafka, &orders, &plain(&orders, 150..250));
+
+    let events = wait_events(&p, 400);
+    let records = records_of(&events);
+    let unique: HashSet<&String> = records.iter().collect();
+    assert_eq!(
+        (records.len(), unique.len()),
+        (400, 400),
+        "every record once"
+    );
+    let mut expected: HashSet<String> = (0..250).map(|i| format!("{orders}-{i}")).collect();
+    expected.extend((0..50).map(|i| format!("{payments}-{i}")));
+    expected.extend((0..50).map(|i| format!("bin-{i}")));
+    expected.extend((0..50).map(|i| format!("json-{i}")));
+    assert_eq!(unique, expected.iter().collect());
+
+    // A plain record became a dev.knative.kafka.event, as Knative makes it.
+    let first = events
+        .iter()
+        .find(|e| {
+            e["data"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("\"{orders}-7\""))
+        })
+        .unwrap();
+    let a = &first["attributes"];
+    assert_eq!(a["type"], "dev.knative.kafka.event", "{first}");
+    assert_eq!(
+        a["source"],
+        format!("/apis/v1/namespaces/default/kafkasources/orders#{orders}")
+    );
+    assert_eq!(a["key"], "customer-0");
+    assert_eq!(a["kafkaheadertrace"], "t7");
+    let subject = a["subject"].as_str().unwrap();
+    let (partition, offset) = subject
+        .strip_prefix("partition:")
+        .unwrap()
+        .split_once('#')
+        .unwrap();
+    assert_eq!(a["id"], format!("partition:{partition}/offset:{offset}"));
+    assert!(a["time"].as_str().unwrap().ends_with('Z'), "{first}");
+    // Records in the CloudEvents binding are their own events.
+    let bin = events
+        .iter()
+        .find(|e| e["attributes"]["id"] == "bin-3")
+        .unwrap();
+    assert_eq!(bin["attributes"]["type"], "dev.shop.order");
+    let json = events
+        .iter()
+        .find(|e| e["attributes"]["id"] == "json-3")
+        .unwrap();
+    assert_eq!(json["attributes"]["type"], "dev.shop.payment");
+
+    let table = p.paas_ok(&["get", "kafkasources"]);
+    assert!(
+        table.contains("orders") && table.contains(&orders),
+        "{table}"
+    );
+
+    // The group resumes where it stopped: after a restart only what was written
+    // meanwhile arrives (the display service starts empty with paas).
+    std::thread::sleep(Duration::from_secs(1));
+    p.stop();
+    produce(kafka, &orders, &plain(&orders, 250..300));
+    p.boot();
+    let events = wait_events(&p, 50);
+    let mut after: Vec<String> = records_of(&events);
+    after.sort();
+    let mut expected: Vec<String> = (250..300).map(|i| format!("{orders}-{i}")).collect();
+    expected.sort();
+    assert_eq!(
+        after, expected,
+        "only the records written while paas was down"
+    );
+    println!("delivered 400 records once each, then the 50 written during a restart");
+}
+
+#[test]
+fn a_kafka_source_that_cannot_read_says_why() {
+    let kafka = broker();
+    let later = topic("later");
+    let p = Platform::start(RuntimeKind::Process);
+    deploy_display(&p);
+    let manifest = write_manifest(
+        &p.data_dir,
+        "source.yaml",
+        &source_manifest(kafka, &[&later]),
+    );
+    p.paas_ok(&["apply", "-f", manifest.to_str().unwrap()]);
+    let missing = p.wait_condition("kafkasource", "orders", Duration::from_secs(60), |c| {
+        c["type"] == "Ready" && c["reason"] == "TopicsNotFound"
+    });
+    let message = ready_message(&missing);
+    assert!(message.contains(&later), "{missing}");
+    // Once the topic exists the source reads it, without being applied again.
+    create_topic(kafka, &later, 1);
+    produce(kafka, &later, &plain(&later, 0..5));
+    p.wait_ready("kafkasource", "orders", Duration::from_secs(60));
+    assert_eq!(records_of(&wait_events(&p, 5)).len(), 5);
+
+    // No broker at that address: the condition says so and what to check.
+    let nowhere = format!("127.0.0.1:{}", paas_e2e::free_port());
+    let manifest = write_manifest(
+        &p.data_dir,
+        "source.yaml",
+        &source_manifest(&nowhere, &[&later]),
+    );
+    p.paas_ok(&["apply", "-f", manifest.to_str().unwrap()]);
+    let down = p.wait_condition("kafkasource", "orders", Duration::from_secs(60), |c| {
+        c["type"] == "Ready" && c["reason"] == "ClusterUnreachable"
+    });
+    let message = ready_message(&down);
+    assert!(
+        message.contains(&nowhere) && message.contains("spec.bootstrapServers"),
+        "{down}"
+    );
+}
