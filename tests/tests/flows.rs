@@ -172,6 +172,27 @@ spec:
         "knative-channel-default-words-kn-sequence-0; knative-channel-default-words-kn-sequence-1; knative-channel-default-words-kn-sequence-2"
     );
 
+    drop(received);
+
+    // describe shows each hop: where it reads, where it delivers, what happened.
+    let described = p.paas_ok(&["describe", "sequence", "words"]);
+    println!("{described}");
+    for (i, port) in [one, two, three].into_iter().enumerate() {
+        let hop = format!(
+            "step {i}: knative-channel-default-words-kn-sequence-{i} -> http://127.0.0.1:{port}/"
+        );
+        assert!(described.contains(&hop), "{hop}\n{described}");
+    }
+    assert!(
+        described.contains(&format!("Reply:        http://127.0.0.1:{reply}/")),
+        "{described}"
+    );
+    assert!(
+        described.contains("100 received, 0 filtered out, 100 delivered, 0 dead-lettered"),
+        "{described}"
+    );
+    assert!(described.contains("last: delivered w-"), "{described}");
+
     // Deleting the sequence takes its channels with it.
     p.paas_ok(&["delete", "sequence", "words"]);
     let host = format!("channel-ingress.localhost:{}", p.http_port);

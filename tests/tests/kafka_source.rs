@@ -231,6 +231,15 @@ fn a_kafka_source_delivers_every_record_once_to_a_service() {
         table.contains("orders") && table.contains(&orders),
         "{table}"
     );
+    let described = p.paas_ok(&["describe", "kafkasource", "orders"]);
+    for hop in [
+        format!("topic {orders}, consumer 0: {orders} -> http://display.default.localhost"),
+        format!("topic {orders}, consumer 1: {orders} -> http://display.default.localhost"),
+        format!("topic {payments}, consumer 0: {payments} -> http://display.default.localhost"),
+    ] {
+        assert!(described.contains(&hop), "{hop}\n{described}");
+    }
+    assert!(described.contains("last: delivered "), "{described}");
 
     // The group resumes where it stopped: after a restart only what was written
     // meanwhile arrives (the display service starts empty with paas).

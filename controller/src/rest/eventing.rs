@@ -138,6 +138,12 @@ pub(super) async fn route(
         method: method.to_string(),
         path: format!("/apis/{group}/{}", parts.join("/")),
     };
+    if let ["namespaces", ns, plural, name, "deliveries"] = parts {
+        if method != Method::GET {
+            return Err(not_allowed());
+        }
+        return super::deliveries::deliveries(state, plural, ns, name);
+    }
     let (ns, plural, name) = match parts {
         [plural] => (None, *plural, None),
         ["namespaces", ns, plural] => (Some(*ns), *plural, None),

@@ -13,6 +13,7 @@
 //! GET    /metrics                                                     Prometheus
 //! ```
 
+mod deliveries;
 mod error;
 mod eventing;
 mod logs;

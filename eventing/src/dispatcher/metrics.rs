@@ -2,9 +2,23 @@
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use crate::delivery::Outcome;
+
+/// The last event a dispatcher finished with, for a person asking what happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastOutcome {
+    /// `delivered`, `dead_lettered` or `dropped`, as the counters name them.
+    pub outcome: &'static str,
+    /// The subscriber's last status, or why the event was dropped.
+    pub detail: Option<String>,
+    pub event_id: String,
+    pub at: DateTime<Utc>,
+}
 
 /// Counters of one trigger; cheap to bump from every delivery task.
 #[derive(Debug, Default)]
@@ -23,6 +37,7 @@ pub struct TriggerMetrics {
     /// Time from reading an event to its final outcome, summed, in microseconds.
     latency_micros: AtomicU64,
     finished: AtomicU64,
+    last: Mutex<Option<LastOutcome>>,
 }
 
 impl TriggerMetrics {
@@ -30,15 +45,48 @@ impl TriggerMetrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn finished(&self, outcome: &Outcome, took: Duration) {
-        self.count(match outcome {
-            Outcome::Delivered { .. } => &self.delivered,
-            Outcome::DeadLettered { .. } => &self.dead_lettered,
-            Outcome::Dropped { .. } => &self.dropped,
-        });
+    pub fn finished(&self, outcome: &Outcome, took: Duration, event_id: &str) {
+        let (counter, name, detail) = match outcome {
+            Outcome::Delivered { reply } => (
+                &self.delivered,
+                "delivered",
+                reply.as_ref().map(|_| "with a reply".to_owned()),
+            ),
+            Outcome::DeadLettered { status } => (
+                &self.dead_lettered,
+                "dead_lettered",
+                status.map(|s| format!("the subscriber answered {s}")),
+            ),
+            Outcome::Dropped { reason } => (&self.dropped, "dropped", Some(reason.clone())),
+        };
+        self.count(counter);
         self.latency_micros
             .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
         self.finished.fetch_add(1, Ordering::Relaxed);
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(LastOutcome {
+            outcome: name,
+            detail,
+            event_id: event_id.to_owned(),
+            at: Utc::now(),
+        });
+    }
+
+    /// Every counter by the name Prometheus and `paas describe` give it.
+    pub fn counts(&self) -> [(&'static str, u64); 7] {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        [
+            ("received", get(&self.received)),
+            ("filtered", get(&self.filtered)),
+            ("delivered", get(&self.delivered)),
+            ("dead_lettered", get(&self.dead_lettered)),
+            ("dropped", get(&self.dropped)),
+            ("replied", get(&self.replies)),
+            ("malformed", get(&self.malformed)),
+        ]
+    }
+
+    pub fn last(&self) -> Option<LastOutcome> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -54,19 +102,10 @@ pub(super) fn render<'a>(
         "# HELP paas_trigger_events_total Events a trigger's dispatcher read, by what became of them.\n# TYPE paas_trigger_events_total counter"
     );
     for (trigger, m) in &triggers {
-        for (outcome, counter) in [
-            ("received", &m.received),
-            ("filtered", &m.filtered),
-            ("delivered", &m.delivered),
-            ("dead_lettered", &m.dead_lettered),
-            ("dropped", &m.dropped),
-            ("replied", &m.replies),
-            ("malformed", &m.malformed),
-        ] {
+        for (outcome, count) in m.counts() {
             let _ = writeln!(
                 out,
-                "paas_trigger_events_total{{trigger=\"{trigger}\",outcome=\"{outcome}\"}} {}",
-                get(counter)
+                "paas_trigger_events_total{{trigger=\"{trigger}\",outcome=\"{outcome}\"}} {count}"
             );
         }
     }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use paas_api::kafka_source::KeyType;
 use tokio::task::JoinHandle;
 
-pub use self::metrics::TriggerMetrics;
+pub use self::metrics::{LastOutcome, TriggerMetrics};
 use crate::delivery::{DeliveryPolicy, Transport};
 use crate::filter::Filter;
 use crate::{EventLog, InitialOffset, LogError};
@@ -193,6 +193,21 @@ impl Dispatchers {
             }
             kept
         });
+    }
+
+    /// What the dispatchers whose key `pick` takes are doing, by key.
+    pub fn views(
+        &self,
+        pick: impl Fn(&str) -> bool,
+    ) -> Vec<(String, DispatchSpec, Arc<TriggerMetrics>)> {
+        let mut views: Vec<_> = self
+            .lock()
+            .iter()
+            .filter(|(k, _)| pick(k))
+            .map(|(k, r)| (k.clone(), r.spec.clone(), r.metrics.clone()))
+            .collect();
+        views.sort_by(|a, b| a.0.cmp(&b.0));
+        views
     }
 
     /// The counters of the trigger `key`, while it has a dispatcher.

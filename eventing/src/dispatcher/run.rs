@@ -238,7 +238,7 @@ impl Dispatch {
                     tracing::error!(group = %spec.group, id = %event.id, %reason, "event dropped: out of retries and no dead-letter sink took it");
                 }
             }
-            metrics.finished(&outcome, started.elapsed());
+            metrics.finished(&outcome, started.elapsed(), &event.id);
             let _ = done.send(Finished { position, epoch });
         });
     }

@@ -150,6 +150,23 @@ pub(crate) async fn describe(client: &ApiClient, a: DescribeArgs) -> Result<Exit
             );
         }
     }
+    if let Some(addresses) = addresses(plural, &o) {
+        println!();
+        for (label, value) in addresses {
+            field(&label, value);
+        }
+    }
+    if matches!(
+        plural,
+        "brokers" | "triggers" | "sequences" | "parallels" | "pingsources" | "kafkasources"
+    ) {
+        let path = format!(
+            "{}/deliveries",
+            ApiClient::path(Some(&a.namespace), plural, Some(&a.name))
+        );
+        let hops = client.get(&path).await?.unwrap_or_default();
+        print_hops(&hops);
+    }
     println!("\nConditions:");
     println!("  {:<26}{:<9}{:<20}MESSAGE", "TYPE", "STATUS", "REASON");
     for c in o["status"]["conditions"].as_array().into_iter().flatten() {
@@ -162,4 +179,115 @@ pub(crate) async fn describe(client: &ApiClient, a: DescribeArgs) -> Result<Exit
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where an eventing object takes and sends events, as its status resolved them.
+fn addresses(plural: &str, o: &serde_json::Value) -> Option<Vec<(String, String)>> {
+    let st = &o["status"];
+    let or_none = |v: &serde_json::Value| v.as_str().unwrap_or("(none)").to_owned();
+    let mut lines = Vec::new();
+    match plural {
+        "brokers" => lines.push(("Address".into(), or_none(&st["address"]["url"]))),
+        "triggers" => {
+            lines.push(("Broker".into(), s(&o["spec"]["broker"])));
+            lines.push(("Subscriber".into(), or_none(&st["subscriberUri"])));
+            if st["deadLetterSinkUri"].is_string() {
+                lines.push(("Dead letters".into(), s(&st["deadLetterSinkUri"])));
+            }
+        }
+        "sequences" => {
+            lines.push(("Address".into(), or_none(&st["address"]["url"])));
+            for (i, uri) in st["stepUris"].as_array().into_iter().flatten().enumerate() {
+                lines.push((format!("Step {i}"), s(uri)));
+            }
+            lines.push(("Reply".into(), or_none(&st["replyUri"])));
+        }
+        "parallels" => {
+            lines.push(("Address".into(), or_none(&st["address"]["url"])));
+            for (i, b) in st["branches"].as_array().into_iter().flatten().enumerate() {
+                if b["filterUri"].is_string() {
+                    lines.push((format!("Branch {i} filter"), s(&b["filterUri"])));
+                }
+                lines.push((format!("Branch {i}"), s(&b["subscriberUri"])));
+                if b["replyUri"].is_string() {
+                    lines.push((format!("Branch {i} reply"), s(&b["replyUri"])));
+                }
+            }
+        }
+        "pingsources" => {
+            let zone = o["spec"]["timezone"].as_str().unwrap_or("UTC");
+            lines.push((
+                "Schedule".into(),
+                format!("{} ({zone})", s(&o["spec"]["schedule"])),
+            ));
+            lines.push(("Sink".into(), or_none(&st["sinkUri"])));
+            lines.push(("Last tick".into(), or_none(&st["lastTickTime"])));
+        }
+        "kafkasources" => {
+            let list = |v: &serde_json::Value| {
+                v.as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(s)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            lines.push(("Brokers".into(), list(&o["spec"]["bootstrapServers"])));
+            lines.push(("Topics".into(), list(&o["spec"]["topics"])));
+            lines.push((
+                "Group".into(),
+                o["spec"]["consumerGroup"]
+                    .as_str()
+                    .unwrap_or("(the source's own)")
+                    .to_owned(),
+            ));
+            lines.push(("Sink".into(), or_none(&st["sinkUri"])));
+        }
+        _ => return None,
+    }
+    Some(lines)
+}
+
+/// Each hop: what it reads, where it delivers, its counts and its last outcome.
+fn print_hops(hops: &serde_json::Value) {
+    let items = hops["items"].as_array().cloned().unwrap_or_default();
+    println!("\nDeliveries:");
+    if items.is_empty() {
+        println!("  (no dispatcher running: see the conditions)");
+        return;
+    }
+    for h in &items {
+        let count = |name: &str| h["counts"][name].as_u64().unwrap_or(0);
+        println!(
+            "  {}: {} -> {}",
+            s(&h["hop"]),
+            s(&h["topic"]),
+            s(&h["subscriber"])
+        );
+        println!(
+            "    {} received, {} filtered out, {} delivered, {} dead-lettered, {} dropped, {} replies; replies go to {}",
+            count("received"),
+            count("filtered"),
+            count("delivered"),
+            count("dead_lettered"),
+            count("dropped"),
+            count("replied"),
+            s(&h["reply"])
+        );
+        let last = &h["last"];
+        if last.is_object() {
+            let detail = last["detail"]
+                .as_str()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default();
+            println!(
+                "    last: {} {}{detail}, {} ago",
+                s(&last["outcome"]).replace('_', "-"),
+                s(&last["eventId"]),
+                age(last["time"].as_str())
+            );
+        } else {
+            println!("    last: nothing delivered yet");
+        }
+    }
 }
