@@ -483,3 +483,112 @@ spec:
         );
     }
 }
+
+/// samples/eventing/parallel.yaml as it is, its Services run as processes: the
+/// event-display filters pass each event to exactly one branch, and every branch's
+/// reply reaches the top-level reply.
+#[test]
+fn the_parallel_sample_sends_each_event_through_the_filter_services() {
+    let p = Platform::start(RuntimeKind::Process);
+    let display = paas_e2e::binary("event-display");
+    p.paas_ok(&[
+        "deploy",
+        "event-display",
+        "--cmd",
+        display.to_str().unwrap(),
+        // One replica keeps every reply in one place to count.
+        "--annotation",
+        "autoscaling.knative.dev/min-scale=1",
+        "--annotation",
+        "autoscaling.knative.dev/max-scale=1",
+    ]);
+    let sample = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../samples/eventing/parallel.yaml"
+    ))
+    .unwrap();
+    let image = "- image: paas-samples/event-display:latest";
+    assert!(sample.contains(image));
+    let local = sample.replace(
+        image,
+        &format!(
+            "{image}\n          command: [{:?}]",
+            display.to_str().unwrap()
+        ),
+    );
+    let path = write_manifest(&p.data_dir, "parallel.yaml", &local);
+    p.paas_ok(&["apply", "-f", path.to_str().unwrap()]);
+    wait_ready(&p, "parallel", "parity");
+
+    let host = format!("channel-ingress.localhost:{}", p.http_port);
+    for i in 0..100 {
+        let id = format!("n-{i}");
+        let parity = if i % 2 == 0 { "even" } else { "odd" };
+        let r = http(
+            p.http_port,
+            &host,
+            "POST",
+            "/default/parity-kn-parallel",
+            &[
+                ("ce-specversion", "1.0"),
+                ("ce-id", id.as_str()),
+                ("ce-source", "/e2e"),
+                ("ce-type", "dev.paas.number"),
+                ("content-type", "application/json"),
+            ],
+            Some(&format!("\"{i} is {parity}\"")),
+        )
+        .unwrap();
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
+    let replies = |p: &Platform| -> Vec<serde_json::Value> {
+        serde_json::from_str(&p.get("event-display", "/events").body).unwrap_or_default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while replies(&p).len() < 100 {
+        assert!(
+            Instant::now() < deadline,
+            "{} of 100 replies\n{}",
+            replies(&p).len(),
+            p.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let replies = replies(&p);
+    let mut data: Vec<String> = replies
+        .iter()
+        .map(|e| e["data"].as_str().unwrap().to_owned())
+        .collect();
+    data.sort();
+    let mut expected: Vec<String> = (0..100)
+        .map(|i| {
+            let parity = if i % 2 == 0 { "even" } else { "odd" };
+            format!("\"{i} is {parity} checked\"")
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(data, expected, "each event once, through its own branch");
+
+    let described = p.paas_ok(&["describe", "parallel", "parity"]);
+    for (hop, counts) in [
+        (
+            "branch 0 filter",
+            "100 received, 0 filtered out, 100 delivered",
+        ),
+        ("branch 0:", "50 received, 0 filtered out, 50 delivered"),
+        (
+            "branch 1 filter",
+            "100 received, 0 filtered out, 100 delivered",
+        ),
+        ("branch 1:", "50 received, 0 filtered out, 50 delivered"),
+    ] {
+        let at = described
+            .find(hop)
+            .unwrap_or_else(|| panic!("{hop}\n{described}"));
+        assert!(
+            described[at..].lines().nth(1).unwrap().contains(counts),
+            "{hop}: {counts}\n{described}"
+        );
+    }
+}

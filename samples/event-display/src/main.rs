@@ -5,6 +5,10 @@
 //! With `APPEND=WORD` it is also a step of a flow, like Knative's appender sample: it
 //! answers each event with the same event, its data extended by ` WORD` (inside the
 //! string when the data is a JSON string), which a Sequence passes on.
+//!
+//! With `FILTER=TEXT` it is a Parallel branch's filter: it answers an event whose data
+//! contains TEXT with the event unchanged (it goes on to the branch's subscriber) and
+//! any other with an empty 202 (it goes no further in that branch).
 
 use std::env;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -22,8 +26,36 @@ struct Received {
 
 type Store = Arc<Mutex<Vec<Received>>>;
 
-/// The word to append and reply with, if this instance is a flow's step.
-type Append = Option<Arc<str>>;
+/// What this instance does besides keeping what it receives.
+#[derive(Debug, Clone)]
+enum Role {
+    /// Answer 202: the end of a path.
+    Display,
+    /// Reply with the event, its data extended by this word.
+    Append(Arc<str>),
+    /// Reply with the event unchanged when its data contains this text.
+    Filter(Arc<str>),
+}
+
+impl Role {
+    fn from_env() -> Self {
+        let set = |name| env::var(name).ok().filter(|v| !v.is_empty());
+        match (set("APPEND"), set("FILTER")) {
+            (Some(word), _) => Role::Append(word.into()),
+            (None, Some(text)) => Role::Filter(text.into()),
+            (None, None) => Role::Display,
+        }
+    }
+
+    /// The data to reply with, if this event gets a reply.
+    fn reply(&self, data: &str) -> Option<String> {
+        match self {
+            Role::Display => None,
+            Role::Append(word) => Some(appended(data, word)),
+            Role::Filter(text) => data.contains(&**text).then(|| data.to_owned()),
+        }
+    }
+}
 
 fn main() -> ExitCode {
     let port = env::var("PORT")
@@ -40,20 +72,17 @@ fn main() -> ExitCode {
     println!("event-display: listening on port {port}");
     let _ = io::stdout().flush();
     let store: Store = Arc::default();
-    let append: Append = env::var("APPEND")
-        .ok()
-        .filter(|w| !w.is_empty())
-        .map(Arc::from);
+    let role = Role::from_env();
     for stream in listener.incoming().flatten() {
-        let (store, append) = (store.clone(), append.clone());
+        let (store, role) = (store.clone(), role.clone());
         thread::spawn(move || {
-            let _ = serve(stream, &store, append.as_deref());
+            let _ = serve(stream, &store, &role);
         });
     }
     ExitCode::SUCCESS
 }
 
-fn serve(stream: TcpStream, store: &Store, append: Option<&str>) -> io::Result<()> {
+fn serve(stream: TcpStream, store: &Store, role: &Role) -> io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
     loop {
@@ -105,7 +134,7 @@ fn serve(stream: TcpStream, store: &Store, append: Option<&str>) -> io::Result<(
             };
             println!("event-display: {}", to_json(std::slice::from_ref(&event)));
             let _ = io::stdout().flush();
-            let reply = append.map(|word| appended(&event.data, word));
+            let reply = role.reply(&event.data);
             if let Some(data) = reply {
                 for (name, value) in &event.attributes {
                     reply_headers.push_str(&format!("ce-{name}: {value}\r\n"));
@@ -217,6 +246,17 @@ mod tests {
             r#"[{"attributes":{"id":"1","type":"t\"x"},"data":"{\"a\":1}\n"}]"#
         );
         assert_eq!(to_json(&[]), "[]");
+    }
+
+    #[test]
+    fn a_filter_passes_what_contains_its_text() {
+        let even = Role::Filter("even".into());
+        assert_eq!(
+            even.reply(r#"{"n":4,"parity":"even"}"#).as_deref(),
+            Some(r#"{"n":4,"parity":"even"}"#)
+        );
+        assert_eq!(even.reply(r#"{"n":3,"parity":"odd"}"#), None);
+        assert_eq!(Role::Display.reply("x"), None);
     }
 
     #[test]
