@@ -18,16 +18,16 @@ use tokio::task::JoinSet;
 
 /// Where and how fast events are sent.
 #[derive(Debug, Clone)]
-pub(crate) struct Load {
-    pub(crate) range: Range<usize>,
-    pub(crate) senders: usize,
-    pub(crate) sent: Arc<Vec<AtomicU64>>,
-    pub(crate) epoch: Instant,
+pub struct Load {
+    pub range: Range<usize>,
+    pub senders: usize,
+    pub sent: Arc<Vec<AtomicU64>>,
+    pub epoch: Instant,
 }
 
 impl Load {
     /// Run `send(i)` for every event of the range, `senders` at a time.
-    async fn each<F, Fut>(&self, send: F) -> anyhow::Result<()>
+    pub async fn each<F, Fut>(&self, send: F) -> anyhow::Result<()>
     where
         F: Fn(usize) -> Fut + Clone + Send + 'static,
         Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
@@ -61,12 +61,7 @@ impl Load {
 
     /// POST each event to `http://{addr}/{path}` with `Host: {host}`, one keep-alive
     /// connection per sender; anything but 202 stops the run.
-    pub(crate) async fn post(
-        &self,
-        addr: SocketAddr,
-        host: &str,
-        path: &str,
-    ) -> anyhow::Result<()> {
+    pub async fn post(&self, addr: SocketAddr, host: &str, path: &str) -> anyhow::Result<()> {
         let senders: Vec<_> = {
             let mut v = Vec::new();
             for _ in 0..self.senders {

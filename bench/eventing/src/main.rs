@@ -8,233 +8,18 @@
 //! 1000), SENDERS (concurrent producers, default 16), PARTITIONS (default 10).
 
 mod bare;
-mod load;
-mod sink;
-mod stats;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
-use anyhow::{bail, Context};
-use load::Load;
+use paas_bench_eventing::harness::{
+    free_port, measure, median, now_ns, setting, timestamps, wait_listening, Children, Paas,
+    Settings,
+};
+use paas_bench_eventing::sink;
+use paas_bench_eventing::stats::Figures;
 use paas_eventing::dispatcher::DEFAULT_PARALLELISM;
-use stats::Figures;
-
-struct Settings {
-    events: usize,
-    warmup: usize,
-    senders: usize,
-    partitions: usize,
-}
-
-fn setting(name: &str, default: usize) -> anyhow::Result<usize> {
-    match std::env::var(name) {
-        Ok(v) => v
-            .parse()
-            .with_context(|| format!("{name}={v} is not a number")),
-        Err(_) => Ok(default),
-    }
-}
-
-/// Child processes, killed when the run ends however it ends.
-#[derive(Default)]
-struct Children(Vec<Child>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn wait_listening(addr: &str, what: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(addr).is_err() {
-        if Instant::now() > deadline {
-            bail!("{what} did not listen on {addr} within 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(())
-}
-
-/// A `paas up` of its own, with the process runtime.
-struct Paas {
-    bin: PathBuf,
-    data: PathBuf,
-    http: SocketAddr,
-}
-
-impl Paas {
-    fn start(
-        repo: &Path,
-        work: &Path,
-        name: &str,
-        extra: &[&str],
-        children: &mut Children,
-    ) -> anyhow::Result<Self> {
-        let data = work.join(name);
-        std::fs::create_dir_all(&data)?;
-        let http: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
-        let api = format!("127.0.0.1:{}", free_port()?);
-        let bin = repo.join("target/release/paas");
-        let log = std::fs::File::create(data.join("paas.log"))?;
-        let child = Command::new(&bin)
-            .args(["up", "--runtime", "process", "--log", "warn"])
-            .args(["--http", &http.to_string(), "--api", &api])
-            .arg("--data-dir")
-            .arg(&data)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .with_context(|| {
-                format!(
-                    "starting {} (bench/eventing/run.sh builds it)",
-                    bin.display()
-                )
-            })?;
-        children.0.push(child);
-        let paas = Self { bin, data, http };
-        // Up once the API answers (it listens before the event log is connected).
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while let Err(e) = paas.cli(&["get", "brokers"]) {
-            if Instant::now() > deadline {
-                let log = std::fs::read_to_string(paas.data.join("paas.log")).unwrap_or_default();
-                bail!("paas did not come up within 30 s ({e}); its log:\n{log}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(paas)
-    }
-
-    fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
-        let out = Command::new(&self.bin)
-            .env("PAAS_DATA_DIR", &self.data)
-            .args(args)
-            .output()?;
-        if !out.status.success() {
-            bail!(
-                "paas {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    fn apply(&self, name: &str, manifest: &str) -> anyhow::Result<()> {
-        let file = self.data.join(name);
-        std::fs::write(&file, manifest)?;
-        self.cli(&["apply", "-f", &file.to_string_lossy()])?;
-        Ok(())
-    }
-
-    fn wait_ready(&self, kind: &str, name: &str) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let json: serde_json::Value =
-                serde_json::from_str(&self.cli(&["get", kind, name, "-o", "json"])?)?;
-            let ready = json["status"]["conditions"].as_array().is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
-            });
-            if ready {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("{kind} {name} not ready within 60 s: {}", json["status"]);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn broker(&self, name: &str) -> anyhow::Result<()> {
-        self.apply(
-            &format!("broker-{name}.yaml"),
-            &format!(
-                "apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata:\n  name: {name}\n"
-            ),
-        )?;
-        self.wait_ready("broker", name)
-    }
-
-    /// Broker `bench` and trigger `bench` delivering everything to `sink`.
-    fn subscribe(&self, sink: SocketAddr) -> anyhow::Result<()> {
-        self.broker("bench")?;
-        self.apply(
-            "trigger.yaml",
-            &format!("apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata:\n  name: bench\nspec:\n  broker: bench\n  subscriber:\n    uri: http://{sink}/\n"),
-        )?;
-        self.wait_ready("trigger", "bench")
-    }
-}
-
-/// Wait until the sink has every event below `upto`, or give up after `within`.
-async fn drained(sink: &sink::Sink, upto: usize, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    while sink.count.load(Ordering::Relaxed) < upto {
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    true
-}
-
-/// Send a warm-up batch, then the measured one, through `send`; figures of the latter.
-async fn measure<F, Fut>(
-    s: &Settings,
-    epoch: Instant,
-    sink: &sink::Sink,
-    sent: Arc<Vec<AtomicU64>>,
-    send: F,
-) -> anyhow::Result<Figures>
-where
-    F: Fn(Load) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
-{
-    let total = s.warmup + s.events;
-    let load = |range| Load {
-        range,
-        senders: s.senders,
-        sent: sent.clone(),
-        epoch,
-    };
-    send(load(0..s.warmup)).await?;
-    if !drained(sink, s.warmup, Duration::from_secs(60)).await {
-        bail!("the warm-up batch did not all arrive within 60 s");
-    }
-    let started = Instant::now();
-    send(load(s.warmup..total)).await?;
-    let sending = started.elapsed();
-    if !drained(sink, total, Duration::from_secs(120)).await {
-        eprintln!(
-            "  only {} of {total} arrived within 120 s",
-            sink.count.load(Ordering::Relaxed)
-        );
-    }
-    eprintln!(
-        "  sending took {:.2} s, delivering all {:.2} s",
-        sending.as_secs_f64(),
-        started.elapsed().as_secs_f64()
-    );
-    Ok(stats::figures(&sent, &sink.arrived, s.warmup..total))
-}
-
-fn timestamps(n: usize) -> Arc<Vec<AtomicU64>> {
-    Arc::new((0..n).map(|_| AtomicU64::new(0)).collect())
-}
 
 async fn through_paas(s: &Settings, paas: &Paas) -> anyhow::Result<Figures> {
     let epoch = Instant::now();
@@ -341,17 +126,6 @@ async fn run_path(
     drop(children);
     let _ = std::fs::remove_dir_all(&work);
     figures
-}
-
-fn now_ns() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos())
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 #[tokio::main]

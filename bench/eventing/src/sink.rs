@@ -17,13 +17,13 @@ use tokio::net::TcpListener;
 
 /// Arrival times of events `0..n`, as nanoseconds since `epoch` (0 = not yet).
 #[derive(Debug)]
-pub(crate) struct Sink {
-    pub(crate) addr: SocketAddr,
-    pub(crate) arrived: Arc<Vec<AtomicU64>>,
-    pub(crate) count: Arc<AtomicUsize>,
+pub struct Sink {
+    pub addr: SocketAddr,
+    pub arrived: Arc<Vec<AtomicU64>>,
+    pub count: Arc<AtomicUsize>,
 }
 
-pub(crate) async fn start(n: usize, epoch: Instant) -> anyhow::Result<Sink> {
+pub async fn start(n: usize, epoch: Instant) -> anyhow::Result<Sink> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let arrived: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());

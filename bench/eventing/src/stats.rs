@@ -3,15 +3,15 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Figures {
-    pub(crate) events_per_s: f64,
-    pub(crate) p50_ms: f64,
-    pub(crate) p99_ms: f64,
-    pub(crate) delivered: usize,
+pub struct Figures {
+    pub events_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub delivered: usize,
 }
 
 /// Events `range` were sent at `sent` and arrived at `arrived` (ns since the epoch).
-pub(crate) fn figures(
+pub fn figures(
     sent: &[AtomicU64],
     arrived: &[AtomicU64],
     range: std::ops::Range<usize>,
