@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::condition::Conditions;
-use crate::meta::ObjectMeta;
 use crate::serving::{Addressable, Unsupported};
 
 pub const EVENTING_API_VERSION: &str = "eventing.knative.dev/v1";
@@ -14,21 +13,14 @@ pub const EVENTING_API_VERSION: &str = "eventing.knative.dev/v1";
 /// Trigger annotation choosing ordered or unordered delivery, as Knative's Kafka broker.
 pub const DELIVERY_ORDER: &str = "kafka.eventing.knative.dev/delivery.order";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Broker {
-    #[serde(default)]
-    pub api_version: String,
-    #[serde(default)]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    #[serde(default)]
-    pub spec: BrokerSpec,
-    #[serde(default, skip_serializing_if = "BrokerStatus::is_empty")]
-    pub status: BrokerStatus,
-}
-object!(Broker, EVENTING_API_VERSION, "Broker", "brokers");
+resource!(
+    Broker,
+    BrokerSpec,
+    BrokerStatus,
+    EVENTING_API_VERSION,
+    "Broker",
+    "brokers"
+);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -52,27 +44,14 @@ pub struct BrokerStatus {
     pub address: Option<Addressable>,
 }
 
-impl BrokerStatus {
-    pub fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Trigger {
-    #[serde(default)]
-    pub api_version: String,
-    #[serde(default)]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    #[serde(default)]
-    pub spec: TriggerSpec,
-    #[serde(default, skip_serializing_if = "TriggerStatus::is_empty")]
-    pub status: TriggerStatus,
-}
-object!(Trigger, EVENTING_API_VERSION, "Trigger", "triggers");
+resource!(
+    Trigger,
+    TriggerSpec,
+    TriggerStatus,
+    EVENTING_API_VERSION,
+    "Trigger",
+    "triggers"
+);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -214,10 +193,4 @@ pub struct TriggerStatus {
     pub subscriber_uri: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_letter_sink_uri: Option<String>,
-}
-
-impl TriggerStatus {
-    pub fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
 }

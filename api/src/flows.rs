@@ -8,26 +8,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::condition::Conditions;
 use crate::eventing::{DeliverySpec, Destination, KReference};
-use crate::meta::ObjectMeta;
 use crate::serving::{Addressable, Unsupported};
 
 pub const FLOWS_API_VERSION: &str = "flows.knative.dev/v1";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Sequence {
-    #[serde(default)]
-    pub api_version: String,
-    #[serde(default)]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    #[serde(default)]
-    pub spec: SequenceSpec,
-    #[serde(default, skip_serializing_if = "SequenceStatus::is_empty")]
-    pub status: SequenceStatus,
-}
-object!(Sequence, FLOWS_API_VERSION, "Sequence", "sequences");
+resource!(
+    Sequence,
+    SequenceSpec,
+    SequenceStatus,
+    FLOWS_API_VERSION,
+    "Sequence",
+    "sequences"
+);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -84,27 +76,14 @@ pub struct SequenceStatus {
     pub reply_uri: Option<String>,
 }
 
-impl SequenceStatus {
-    pub fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Parallel {
-    #[serde(default)]
-    pub api_version: String,
-    #[serde(default)]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    #[serde(default)]
-    pub spec: ParallelSpec,
-    #[serde(default, skip_serializing_if = "ParallelStatus::is_empty")]
-    pub status: ParallelStatus,
-}
-object!(Parallel, FLOWS_API_VERSION, "Parallel", "parallels");
+resource!(
+    Parallel,
+    ParallelSpec,
+    ParallelStatus,
+    FLOWS_API_VERSION,
+    "Parallel",
+    "parallels"
+);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -152,10 +131,4 @@ pub struct ParallelBranchStatus {
     pub subscriber_uri: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_uri: Option<String>,
-}
-
-impl ParallelStatus {
-    pub fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
 }

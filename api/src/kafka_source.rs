@@ -6,29 +6,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::condition::Conditions;
 use crate::eventing::{DeliverySpec, Destination};
-use crate::meta::ObjectMeta;
 use crate::serving::Unsupported;
 
 pub const KAFKA_SOURCE_API_VERSION: &str = "sources.knative.dev/v1beta1";
 /// How a record's key becomes the `key` extension, as Knative's annotation says.
 pub const KEY_TYPE: &str = "kafkasources.sources.knative.dev/key-type";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct KafkaSource {
-    #[serde(default)]
-    pub api_version: String,
-    #[serde(default)]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    #[serde(default)]
-    pub spec: KafkaSourceSpec,
-    #[serde(default, skip_serializing_if = "KafkaSourceStatus::is_empty")]
-    pub status: KafkaSourceStatus,
-}
-object!(
+resource!(
     KafkaSource,
+    KafkaSourceSpec,
+    KafkaSourceStatus,
     KAFKA_SOURCE_API_VERSION,
     "KafkaSource",
     "kafkasources"
@@ -144,12 +131,6 @@ pub struct KafkaSourceStatus {
     /// Consumers running in the group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consumers: Option<i32>,
-}
-
-impl KafkaSourceStatus {
-    pub fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
 }
 
 #[cfg(test)]

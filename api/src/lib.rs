@@ -19,6 +19,39 @@ macro_rules! object {
     };
 }
 
+/// A resource in Kubernetes' shape: `apiVersion`, `kind`, `metadata`, `spec`, and a
+/// `status` written by paas and left out while empty; with its `Object` impl.
+macro_rules! resource {
+    ($ty:ident, $spec:ident, $status:ident, $api_version:expr, $kind:literal, $plural:literal) => {
+        #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        pub struct $ty {
+            #[serde(default)]
+            pub api_version: String,
+            #[serde(default)]
+            pub kind: String,
+            #[serde(default)]
+            pub metadata: $crate::meta::ObjectMeta,
+            #[serde(default)]
+            pub spec: $spec,
+            #[serde(default, skip_serializing_if = "crate::is_default")]
+            pub status: $status,
+        }
+        object!($ty, $api_version, $kind, $plural);
+
+        impl $status {
+            pub fn is_empty(&self) -> bool {
+                *self == Self::default()
+            }
+        }
+    };
+}
+
+/// Whether a value is its type's default (for `skip_serializing_if`).
+pub(crate) fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
 pub mod canary;
 pub mod condition;
 pub mod cron;

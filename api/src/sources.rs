@@ -8,28 +8,20 @@ use serde::{Deserialize, Serialize};
 use crate::condition::Conditions;
 use crate::cron::Schedule;
 use crate::eventing::Destination;
-use crate::meta::ObjectMeta;
 use crate::serving::Unsupported;
 
 pub const SOURCES_API_VERSION: &str = "sources.knative.dev/v1";
 /// The type of the events a PingSource sends, as Knative names it.
 pub const PING_EVENT_TYPE: &str = "dev.knative.sources.ping";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PingSource {
-    #[serde(default)]
-    pub api_version: String,
-    #[serde(default)]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    #[serde(default)]
-    pub spec: PingSourceSpec,
-    #[serde(default, skip_serializing_if = "PingSourceStatus::is_empty")]
-    pub status: PingSourceStatus,
-}
-object!(PingSource, SOURCES_API_VERSION, "PingSource", "pingsources");
+resource!(
+    PingSource,
+    PingSourceSpec,
+    PingSourceStatus,
+    SOURCES_API_VERSION,
+    "PingSource",
+    "pingsources"
+);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -107,12 +99,6 @@ pub struct PingSourceStatus {
     /// The last tick claimed for emission (paas' own): never emitted twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_tick_time: Option<DateTime<Utc>>,
-}
-
-impl PingSourceStatus {
-    pub fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
 }
 
 #[cfg(test)]

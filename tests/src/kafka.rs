@@ -127,6 +127,14 @@ pub struct Plain {
     pub partition: Option<i32>,
 }
 
+/// A runtime for rdkafka's futures in a synchronous test.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// Make `topic` with `partitions` on the broker at `address`, as an operator would.
 pub fn create_topic(address: &str, topic: &str, partitions: i32) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -135,10 +143,7 @@ pub fn create_topic(address: &str, topic: &str, partitions: i32) {
         .set("bootstrap.servers", address)
         .create()
         .unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     let results = runtime
         .block_on(admin.create_topics([&new], &AdminOptions::new()))
@@ -158,10 +163,7 @@ pub fn produce(address: &str, topic: &str, records: &[Plain]) {
         .set("acks", "all")
         .create()
         .unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     runtime.block_on(async {
         let mut pending = Vec::new();
         for r in records {

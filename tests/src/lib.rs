@@ -319,6 +319,27 @@ impl Platform {
         }
     }
 
+    /// The event-display sample as service `name`, one replica only (min-scale and
+    /// max-scale 1), so that every event it keeps is in one place to count.
+    pub fn deploy_event_display(&self, name: &str) {
+        let display = binary("event-display");
+        self.paas_ok(&[
+            "deploy",
+            name,
+            "--cmd",
+            display.to_str().unwrap(),
+            "--annotation",
+            "autoscaling.knative.dev/min-scale=1",
+            "--annotation",
+            "autoscaling.knative.dev/max-scale=1",
+        ]);
+    }
+
+    /// The events an event-display service has kept, oldest first.
+    pub fn displayed(&self, service: &str) -> Vec<serde_json::Value> {
+        serde_json::from_str(&self.get(service, "/events").body).unwrap_or_default()
+    }
+
     pub fn items(&self, kind: &str) -> Vec<serde_json::Value> {
         let out = self.paas_ok(&["get", kind, "-o", "json"]);
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -491,17 +491,7 @@ spec:
 fn the_parallel_sample_sends_each_event_through_the_filter_services() {
     let p = Platform::start(RuntimeKind::Process);
     let display = paas_e2e::binary("event-display");
-    p.paas_ok(&[
-        "deploy",
-        "event-display",
-        "--cmd",
-        display.to_str().unwrap(),
-        // One replica keeps every reply in one place to count.
-        "--annotation",
-        "autoscaling.knative.dev/min-scale=1",
-        "--annotation",
-        "autoscaling.knative.dev/max-scale=1",
-    ]);
+    p.deploy_event_display("event-display");
     let sample = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../samples/eventing/parallel.yaml"
@@ -541,9 +531,7 @@ fn the_parallel_sample_sends_each_event_through_the_filter_services() {
         .unwrap();
         assert_eq!(r.status, 202, "{}", r.body);
     }
-    let replies = |p: &Platform| -> Vec<serde_json::Value> {
-        serde_json::from_str(&p.get("event-display", "/events").body).unwrap_or_default()
-    };
+    let replies = |p: &Platform| p.displayed("event-display");
     let deadline = Instant::now() + Duration::from_secs(90);
     while replies(&p).len() < 100 {
         assert!(

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use paas_e2e::kafka::{broker, create_topic, produce, Plain};
-use paas_e2e::{binary, write_manifest, Platform, RuntimeKind};
+use paas_e2e::{write_manifest, Platform, RuntimeKind};
 use serde_json::Value;
 
 /// Topic names of this run: the shared broker outlives a test binary only when
@@ -69,7 +69,7 @@ fn structured_events(range: std::ops::Range<usize>) -> Vec<Plain> {
 }
 
 fn received(p: &Platform) -> Vec<Value> {
-    serde_json::from_str(&p.get("display", "/events").body).unwrap_or_default()
+    p.displayed("display")
 }
 
 /// Wait for `n` events at the display service, then a little longer to see that no
@@ -110,21 +110,6 @@ fn ready_message(o: &Value) -> String {
         .to_string()
 }
 
-fn deploy_display(p: &Platform) {
-    let display = binary("event-display");
-    p.paas_ok(&[
-        "deploy",
-        "display",
-        "--cmd",
-        display.to_str().unwrap(),
-        // One replica keeps every event in one place to count.
-        "--annotation",
-        "autoscaling.knative.dev/min-scale=1",
-        "--annotation",
-        "autoscaling.knative.dev/max-scale=1",
-    ]);
-}
-
 fn source_manifest(bootstrap: &str, topics: &[&str]) -> String {
     let topics: String = topics.iter().map(|t| format!("    - {t}\n")).collect();
     format!(
@@ -162,7 +147,7 @@ fn a_kafka_source_delivers_every_record_once_to_a_service() {
     produce(kafka, &payments, &plain(&payments, 0..50));
 
     let mut p = Platform::start(RuntimeKind::Process);
-    deploy_display(&p);
+    p.deploy_event_display("display");
     let manifest = write_manifest(
         &p.data_dir,
         "source.yaml",
@@ -264,7 +249,7 @@ fn a_kafka_source_that_cannot_read_says_why() {
     let kafka = broker();
     let later = topic("later");
     let p = Platform::start(RuntimeKind::Process);
-    deploy_display(&p);
+    p.deploy_event_display("display");
     let manifest = write_manifest(
         &p.data_dir,
         "source.yaml",

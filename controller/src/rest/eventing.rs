@@ -38,93 +38,45 @@ trait Writable: Object {
     fn set_type(&mut self);
 }
 
-impl Writable for Broker {
-    fn validate(&self) -> Report {
-        validate_broker(self)
-    }
-    fn clear_status(&mut self) {
-        self.status = Default::default();
-    }
-    fn set_type(&mut self) {
-        self.api_version = EVENTING_API_VERSION.into();
-        self.kind = Self::KIND.into();
-    }
-}
-
-impl Writable for Sequence {
-    fn validate(&self) -> Report {
-        validate_sequence(self)
-    }
-    fn clear_status(&mut self) {
-        self.status = Default::default();
-    }
-    fn set_type(&mut self) {
-        self.api_version = FLOWS_API_VERSION.into();
-        self.kind = Self::KIND.into();
-    }
-}
-
-impl Writable for Parallel {
-    fn validate(&self) -> Report {
-        validate_parallel(self)
-    }
-    fn clear_status(&mut self) {
-        self.status = Default::default();
-    }
-    fn set_type(&mut self) {
-        self.api_version = FLOWS_API_VERSION.into();
-        self.kind = Self::KIND.into();
-    }
-}
-
-impl Writable for PingSource {
-    fn validate(&self) -> Report {
-        validate_ping_source(self)
-    }
-    fn clear_status(&mut self) {
-        self.status = Default::default();
-    }
-    fn set_type(&mut self) {
-        self.api_version = SOURCES_API_VERSION.into();
-        self.kind = Self::KIND.into();
-    }
-}
-
-impl Writable for KafkaSource {
-    fn validate(&self) -> Report {
-        validate_kafka_source(self)
-    }
-    fn clear_status(&mut self) {
-        self.status = Default::default();
-    }
-    fn set_type(&mut self) {
-        self.api_version = KAFKA_SOURCE_API_VERSION.into();
-        self.kind = Self::KIND.into();
-    }
-}
-
-impl Writable for Trigger {
-    fn validate(&self) -> Report {
-        let mut report = validate_trigger(self);
-        // CESQL expressions are parsed here, where the parser lives, so that a bad one
-        // is refused at apply time with its position.
-        if report.errors.is_empty() {
-            if let Err(e) = paas_eventing::filter::Filter::of_trigger(&self.spec) {
-                report.errors.push(paas_api::validation::FieldError {
-                    path: e.path,
-                    message: e.message,
-                });
+/// `Writable` for a kind whose validation is `validate` and whose status is reset on
+/// every write, as the API server resets what clients send in `status`.
+macro_rules! writable {
+    ($ty:ty, $validate:expr) => {
+        impl Writable for $ty {
+            fn validate(&self) -> Report {
+                $validate(self)
+            }
+            fn clear_status(&mut self) {
+                self.status = Default::default();
+            }
+            fn set_type(&mut self) {
+                self.api_version = Self::API_VERSION.into();
+                self.kind = Self::KIND.into();
             }
         }
-        report
+    };
+}
+
+writable!(Broker, validate_broker);
+writable!(Sequence, validate_sequence);
+writable!(Parallel, validate_parallel);
+writable!(PingSource, validate_ping_source);
+writable!(KafkaSource, validate_kafka_source);
+writable!(Trigger, validate_trigger_and_filters);
+
+/// A trigger's fields, then its CESQL expressions, parsed here where the parser lives,
+/// so that a bad one is refused at apply time with its position.
+fn validate_trigger_and_filters(t: &Trigger) -> Report {
+    let mut report = validate_trigger(t);
+    if report.errors.is_empty() {
+        if let Err(e) = paas_eventing::filter::Filter::of_trigger(&t.spec) {
+            report.errors.push(paas_api::validation::FieldError {
+                path: e.path,
+                message: e.message,
+            });
+        }
     }
-    fn clear_status(&mut self) {
-        self.status = Default::default();
-    }
-    fn set_type(&mut self) {
-        self.api_version = EVENTING_API_VERSION.into();
-        self.kind = Self::KIND.into();
-    }
+    report
 }
 
 pub(super) async fn route(
