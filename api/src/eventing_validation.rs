@@ -378,12 +378,18 @@ pub fn validate_kafka_source(k: &KafkaSource) -> Report {
     if let Some(d) = &k.spec.delivery {
         validate_delivery(d, "spec.delivery", &mut r);
     }
-    if k.spec.net.is_some() {
-        error(
-            &mut r,
-            "spec.net",
-            "SASL and TLS are not supported yet: paas reads clusters that take plain connections",
-        );
+    if let Some(net) = &k.spec.net {
+        // kn and Knative's samples write `net` with SASL and TLS switched off; only a
+        // switched-on one asks for what paas cannot do yet.
+        for what in ["sasl", "tls"] {
+            if net[what]["enable"] == serde_json::Value::Bool(true) {
+                error(
+                    &mut r,
+                    format!("spec.net.{what}.enable"),
+                    "SASL and TLS are not supported yet: paas reads clusters that take plain connections",
+                );
+            }
+        }
     }
     if k.spec.ce_overrides.is_some() {
         warn(
@@ -572,6 +578,13 @@ mod tests {
             ],
             "{r:?}"
         );
+        k.spec.net = Some(serde_json::json!({"sasl": {"enable": true}, "tls": {"enable": false}}));
+        let r = validate_kafka_source(&k);
+        assert!(
+            r.errors.iter().any(|e| e.path == "spec.net.sasl.enable"),
+            "{r:?}"
+        );
+        k.spec.net = Some(serde_json::json!({"sasl": {"enable": false}, "tls": {"enable": false}}));
         k.metadata.annotations.clear();
         k.spec.bootstrap_servers.truncate(1);
         k.spec.topics.truncate(1);
