@@ -31,9 +31,19 @@ enum Entry {
 #[derive(Debug, Default)]
 pub struct SourceClusters {
     clusters: Arc<Mutex<HashMap<String, Entry>>>,
+    /// This installation's stable name, for static group membership (see
+    /// `KafkaConfig::instance`).
+    instance: Option<String>,
 }
 
 impl SourceClusters {
+    pub fn new(instance: Option<String>) -> Self {
+        Self {
+            clusters: Arc::default(),
+            instance,
+        }
+    }
+
     /// The cluster at `bootstrap`, starting (or retrying) its connection when there is
     /// none.
     pub fn get(&self, bootstrap: &str) -> Cluster {
@@ -48,8 +58,10 @@ impl SourceClusters {
         }
         clusters.insert(bootstrap.to_owned(), Entry::Connecting);
         let (all, bootstrap) = (self.clusters.clone(), bootstrap.to_owned());
+        let mut config = KafkaConfig::new(bootstrap.clone());
+        config.instance = self.instance.clone();
         tokio::spawn(async move {
-            let entry = match KafkaLog::connect(KafkaConfig::new(bootstrap.clone())).await {
+            let entry = match KafkaLog::connect(config).await {
                 Ok(log) => Entry::Connected(log),
                 Err(e) => {
                     tracing::warn!(%bootstrap, error = %e, "a KafkaSource's cluster did not answer");

@@ -99,6 +99,20 @@ pub trait EventLog: Send + Sync + fmt::Debug + 'static {
         initial: InitialOffset,
     ) -> Result<Box<dyn Subscription>, LogError>;
 
+    /// As [`EventLog::subscribe`], for a reader with a stable name (a dispatcher's
+    /// key) that is the same after a restart: a backend with group membership (Kafka)
+    /// lets the restarted reader take its place in the group at once.
+    async fn subscribe_as(
+        &self,
+        topic: &str,
+        group: &str,
+        reader: &str,
+        initial: InitialOffset,
+    ) -> Result<Box<dyn Subscription>, LogError> {
+        let _ = reader;
+        self.subscribe(topic, group, initial).await
+    }
+
     /// Save whatever is buffered (committed offsets) before the process exits.
     fn flush(&self) {}
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use paas_autoscaler::{Autoscaler, AutoscalerConfig};
+use paas_controller::clusters::SourceClusters;
 use paas_controller::fleet::Fleet;
 use paas_controller::reconcile::Context;
 use paas_controller::rest::{self, ApiState};
@@ -103,6 +104,7 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path) -> Result<()> {
                 bootstrap: bootstrap.clone(),
                 partitions: args.kafka_partitions,
                 replication: args.kafka_replication_factor,
+                instance: Some(format!("paas-{instance}")),
             };
             KafkaLog::connect(config).await?
         }
@@ -128,7 +130,7 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path) -> Result<()> {
         http_port: http_addr.port(),
         keep_revisions: args.keep_revisions,
         tickers: Arc::default(),
-        source_clusters: Arc::default(),
+        source_clusters: Arc::new(SourceClusters::new(Some(format!("paas-{instance}")))),
         clock: chrono::Utc::now,
     });
 

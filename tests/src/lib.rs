@@ -106,7 +106,12 @@ impl Platform {
             .arg("--runtime")
             .arg(runtime)
             .args(&self.extra)
-            .env("PAAS_LOG", "info,paas_controller=debug")
+            // PAAS_TEST_LOG widens what the log keeps when a test needs diagnosing.
+            .env(
+                "PAAS_LOG",
+                std::env::var("PAAS_TEST_LOG")
+                    .unwrap_or_else(|_| "info,paas_controller=debug".to_owned()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

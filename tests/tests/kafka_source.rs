@@ -1,15 +1,16 @@
 //! KafkaSource end to end: topics written by a separate Kafka client (plain records,
 //! and records in the CloudEvents binding's binary and structured modes) reach a
 //! Service through paas, every record once; the consumer group resumes where it
-//! stopped; and a source that cannot read says why.
+//! stopped; a kill -9 loses no record; and a source that cannot read says why.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use paas_e2e::kafka::{broker, create_topic, produce, Plain};
-use paas_e2e::{write_manifest, Platform, RuntimeKind};
+use paas_e2e::{event_server, wait_all_delivered, write_manifest, Platform, RuntimeKind};
 use serde_json::Value;
 
 /// Topic names of this run: the shared broker outlives a test binary only when
@@ -111,6 +112,8 @@ fn ready_message(o: &Value) -> String {
 }
 
 fn source_manifest(bootstrap: &str, topics: &[&str]) -> String {
+    // A group of its own per test: the tests run at once on one broker.
+    let group = format!("e2e-{}", topics[0]);
     let topics: String = topics.iter().map(|t| format!("    - {t}\n")).collect();
     format!(
         "apiVersion: sources.knative.dev/v1beta1
@@ -121,7 +124,7 @@ spec:
   bootstrapServers:
     - {bootstrap}
   topics:
-{topics}  consumerGroup: e2e-{pid}
+{topics}  consumerGroup: {group}
   initialOffset: earliest
   consumers: 2
   sink:
@@ -130,7 +133,6 @@ spec:
       kind: Service
       name: display
 ",
-        pid = std::process::id()
     )
 }
 
@@ -282,5 +284,68 @@ fn a_kafka_source_that_cannot_read_says_why() {
     assert!(
         message.contains(&nowhere) && message.contains("spec.bootstrapServers"),
         "{down}"
+    );
+}
+
+#[test]
+fn a_kafka_source_loses_no_record_when_paas_is_killed() {
+    let kafka = broker();
+    let crash = topic("crash");
+    create_topic(kafka, &crash, 3);
+    // Record i goes to partition i % 3, at offset i / 3 of the fresh topic.
+    let n = 3_000;
+    let records: Vec<Plain> = (0..n)
+        .map(|i| Plain {
+            value: format!("{i}").into_bytes(),
+            partition: Some((i % 3) as i32),
+            ..Plain::default()
+        })
+        .collect();
+    produce(kafka, &crash, &records);
+    let expected: HashSet<String> = (0..n)
+        .map(|i| format!("partition:{}/offset:{}", i % 3, i / 3))
+        .collect();
+    // A sink owned by the test (it outlives paas), slow enough that the kill lands
+    // mid-stream: ordered, one record in flight per partition, 5 ms each.
+    let seen: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let s = seen.clone();
+    let sink = event_server(move |event| {
+        std::thread::sleep(Duration::from_millis(5));
+        *s.lock()
+            .unwrap()
+            .entry(event.header("ce-id").to_owned())
+            .or_default() += 1;
+        "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n".to_owned()
+    });
+    let mut p = Platform::start(RuntimeKind::Process);
+    let manifest = format!(
+        "apiVersion: sources.knative.dev/v1beta1
+kind: KafkaSource
+metadata:
+  name: crash
+spec:
+  bootstrapServers: [{kafka}]
+  topics: [{crash}]
+  initialOffset: earliest
+  ordering: ordered
+  sink:
+    uri: http://127.0.0.1:{sink}/
+"
+    );
+    let path = write_manifest(&p.data_dir, "crash.yaml", &manifest);
+    p.paas_ok(&["apply", "-f", path.to_str().unwrap()]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.lock().unwrap().len() < 500 {
+        assert!(Instant::now() < deadline, "{}", p.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p.kill9();
+    let before = seen.lock().unwrap().len();
+    assert!(before < n, "the kill came after the last record");
+    p.boot();
+    let duplicates = wait_all_delivered(&p, &seen, &expected);
+    assert_eq!(seen.lock().unwrap().len(), n, "only the records written");
+    println!(
+        "killed after {before} of {n} records; all {n} delivered at least once, {duplicates} twice"
     );
 }

@@ -136,7 +136,9 @@ impl Dispatchers {
         {
             return Ok(());
         }
-        let sub = log.subscribe(&spec.topic, &spec.group, initial).await?;
+        let sub = log
+            .subscribe_as(&spec.topic, &spec.group, key, initial)
+            .await?;
         let metrics = self
             .lock()
             .get(key)

@@ -34,6 +34,12 @@ pub struct KafkaConfig {
     /// Partitions of a new broker topic (Knative's default is 10).
     pub partitions: i32,
     pub replication: i32,
+    /// A name of this installation that survives restarts. With it, readers join
+    /// their groups as static members (`group.instance.id`), so a paas restarted
+    /// after a crash takes its partitions back at once, rather than after the dead
+    /// members' sessions expire (and a broker that mishandles that expiry, as tansu
+    /// 0.6 can, does not leave the group stuck).
+    pub instance: Option<String>,
 }
 
 impl KafkaConfig {
@@ -42,8 +48,28 @@ impl KafkaConfig {
             bootstrap: bootstrap.into(),
             partitions: 10,
             replication: 1,
+            instance: None,
         }
     }
+}
+
+/// A `group.instance.id` for `reader` of installation `instance`: Kafka's legal
+/// characters only, at most 249 of them, and the reader's exact name in a checksum
+/// so that two readers never share one.
+fn static_member(instance: &str, reader: &str) -> String {
+    let legal: String = reader
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '.'
+            }
+        })
+        .collect();
+    let mut id = format!("{instance}-{legal}");
+    id.truncate(240);
+    format!("{id}-{:08x}", crc32fast::hash(reader.as_bytes()))
 }
 
 pub struct KafkaLog {
@@ -178,8 +204,21 @@ impl KafkaLog {
         ))
     }
 
-    fn consumer(&self, group: &str, initial: InitialOffset) -> Result<StreamConsumer, KafkaError> {
-        ClientConfig::new()
+    fn consumer(
+        &self,
+        group: &str,
+        member: Option<&str>,
+        initial: InitialOffset,
+    ) -> Result<StreamConsumer, KafkaError> {
+        let mut config = ClientConfig::new();
+        if let Some(member) = member {
+            config.set("group.instance.id", member);
+        }
+        // librdkafka's own tracing, for diagnosing a cluster (e.g. `cgrp,fetch`).
+        if let Ok(contexts) = std::env::var("PAAS_KAFKA_DEBUG") {
+            config.set("debug", contexts);
+        }
+        config
             .set("bootstrap.servers", &self.config.bootstrap)
             .set("group.id", group)
             // Offsets are stored only for events the dispatcher finished, and
@@ -341,8 +380,36 @@ impl EventLog for KafkaLog {
         group: &str,
         initial: InitialOffset,
     ) -> Result<Box<dyn Subscription>, LogError> {
+        self.join(topic, group, None, initial).await
+    }
+
+    async fn subscribe_as(
+        &self,
+        topic: &str,
+        group: &str,
+        reader: &str,
+        initial: InitialOffset,
+    ) -> Result<Box<dyn Subscription>, LogError> {
+        let member = self
+            .config
+            .instance
+            .as_deref()
+            .map(|instance| static_member(instance, reader));
+        self.join(topic, group, member.as_deref(), initial).await
+    }
+}
+
+impl KafkaLog {
+    /// Join `group` on `topic`, as a static member when `member` is given.
+    async fn join(
+        &self,
+        topic: &str,
+        group: &str,
+        member: Option<&str>,
+        initial: InitialOffset,
+    ) -> Result<Box<dyn Subscription>, LogError> {
         let consumer = Arc::new(
-            self.consumer(group, initial)
+            self.consumer(group, member, initial)
                 .map_err(|e| failed(topic, "creating the consumer", e))?,
         );
         let (c, t) = (consumer.clone(), topic.to_owned());
@@ -440,5 +507,28 @@ impl Subscription for KafkaSubscription {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_members_are_legal_and_distinct() {
+        let a = static_member("paas-1a2b", "kafkasource:default/orders/my.topic/0");
+        assert!(
+            a.starts_with("paas-1a2b-kafkasource.default.orders.my.topic.0-"),
+            "{a}"
+        );
+        assert!(a
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)));
+        // Names that read alike once made legal still differ.
+        assert_ne!(
+            a,
+            static_member("paas-1a2b", "kafkasource:default/orders/my/topic/0")
+        );
+        assert!(static_member("paas-1a2b", &"x".repeat(400)).len() <= 249);
     }
 }

@@ -37,6 +37,8 @@ pub(crate) async fn fresh_log(backend: Backend, test: &str) -> (Arc<dyn EventLog
 pub(crate) async fn kafka_log(partitions: i32) -> Arc<KafkaLog> {
     let mut config = KafkaConfig::new(paas_e2e::kafka::broker());
     config.partitions = partitions;
+    // Dispatchers join as static members, as under `paas up`.
+    config.instance = Some(format!("test-{}", std::process::id()));
     KafkaLog::connect(config).await.unwrap()
 }
 
