@@ -16,6 +16,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
+use crate::sink::Sink;
+
 /// Where and how fast events are sent.
 #[derive(Debug, Clone)]
 pub struct Load {
@@ -60,8 +62,16 @@ impl Load {
     }
 
     /// POST each event to `http://{addr}/{path}` with `Host: {host}`, one keep-alive
-    /// connection per sender; anything but 202 stops the run.
-    pub async fn post(&self, addr: SocketAddr, host: &str, path: &str) -> anyhow::Result<()> {
+    /// connection per sender; anything but 202 stops the run. With `until`, each
+    /// sender waits for its event to reach that sink before sending the next (a
+    /// closed loop: no backlog builds up behind a slower pipeline).
+    pub async fn post(
+        &self,
+        addr: SocketAddr,
+        host: &str,
+        path: &str,
+        until: Option<Sink>,
+    ) -> anyhow::Result<()> {
         let senders: Vec<_> = {
             let mut v = Vec::new();
             for _ in 0..self.senders {
@@ -76,7 +86,8 @@ impl Load {
         let senders = Arc::new(senders);
         let (host, path) = (host.to_owned(), path.to_owned());
         self.each(move |i| {
-            let (senders, host, path) = (senders.clone(), host.clone(), path.clone());
+            let (senders, host, path, until) =
+                (senders.clone(), host.clone(), path.clone(), until.clone());
             async move {
                 let req = Request::post(path)
                     .header("host", host)
@@ -90,6 +101,10 @@ impl Load {
                 let status = sender.send_request(req).await?.status();
                 if status.as_u16() != 202 {
                     bail!("event {i}: the ingress answered {status}");
+                }
+                drop(sender);
+                if let Some(sink) = until {
+                    sink.wait_for(i).await;
                 }
                 Ok(())
             }

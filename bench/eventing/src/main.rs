@@ -30,7 +30,7 @@ async fn through_paas(s: &Settings, paas: &Paas) -> anyhow::Result<Figures> {
     let http = paas.http;
     measure(s, epoch, &sink, timestamps(total), |load| {
         let host = host.clone();
-        async move { load.post(http, &host, "/default/bench").await }
+        async move { load.post(http, &host, "/default/bench", None).await }
     })
     .await
 }
@@ -53,7 +53,7 @@ async fn bare_kafka(s: &Settings, paas: &Paas, bootstrap: &str) -> anyhow::Resul
     let http = paas.http;
     let figures = measure(s, epoch, &sink, timestamps(total), |load| {
         let host = host.clone();
-        async move { load.post(http, &host, "/default/bench-bare").await }
+        async move { load.post(http, &host, "/default/bench-bare", None).await }
     })
     .await;
     let _ = stop.send(());

@@ -14,13 +14,33 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 /// Arrival times of events `0..n`, as nanoseconds since `epoch` (0 = not yet).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Sink {
     pub addr: SocketAddr,
     pub arrived: Arc<Vec<AtomicU64>>,
     pub count: Arc<AtomicUsize>,
+    /// Woken at every first arrival, for senders that wait for their event.
+    pub arrival: Arc<Notify>,
+}
+
+impl Sink {
+    /// Wait until event `n` has arrived.
+    pub async fn wait_for(&self, n: usize) {
+        loop {
+            let notified = self.arrival.notified();
+            if self
+                .arrived
+                .get(n)
+                .is_none_or(|a| a.load(Ordering::Relaxed) != 0)
+            {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 pub async fn start(n: usize, epoch: Instant) -> anyhow::Result<Sink> {
@@ -28,14 +48,15 @@ pub async fn start(n: usize, epoch: Instant) -> anyhow::Result<Sink> {
     let addr = listener.local_addr()?;
     let arrived: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
     let count = Arc::new(AtomicUsize::new(0));
-    let (a, c) = (arrived.clone(), count.clone());
+    let arrival = Arc::new(Notify::new());
+    let (a, c, w) = (arrived.clone(), count.clone(), arrival.clone());
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let _ = stream.set_nodelay(true);
-            let (a, c) = (a.clone(), c.clone());
+            let (a, c, w) = (a.clone(), c.clone(), w.clone());
             tokio::spawn(async move {
                 let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let (a, c) = (a.clone(), c.clone());
+                    let (a, c, w) = (a.clone(), c.clone(), w.clone());
                     async move {
                         let at = epoch.elapsed().as_nanos() as u64;
                         let n = req
@@ -55,6 +76,7 @@ pub async fn start(n: usize, epoch: Instant) -> anyhow::Result<Sink> {
                                 .is_ok()
                             {
                                 c.fetch_add(1, Ordering::Relaxed);
+                                w.notify_waiters();
                             }
                         }
                         let mut resp = Response::new(Full::new(Bytes::new()));
@@ -72,5 +94,6 @@ pub async fn start(n: usize, epoch: Instant) -> anyhow::Result<Sink> {
         addr,
         arrived,
         count,
+        arrival,
     })
 }

@@ -7,7 +7,9 @@
 //!   direct-hops    the sender posts the event to step 1, the reply to step 2, that
 //!                  reply to step 3 and the last reply to the sink itself
 //! The steps (and the sink) are the same servers for both; each answers at once with
-//! the event it got. Measured with one sender (an idle pipeline's latency), then with
+//! the event it got. Both are closed loops: a sender sends its next event once its
+//! last one reached the sink, so N senders keep N events in flight end to end and no
+//! backlog builds up in front of the slower path. Measured with one sender (an idle pipeline's latency), then with
 //! SENDERS; prints paas-sequence / direct-hops for each.
 //! Settings (environment): EVENTS (measured per path, default 5000), WARMUP (default
 //! 500), SENDERS (concurrent senders, default 16), ROUNDS (default 3).
@@ -62,8 +64,11 @@ spec:
     let host = format!("channel-ingress.localhost:{}", paas.http.port());
     let http = paas.http;
     let figures = measure(s, epoch, &sink, timestamps(total), |load| {
-        let host = host.clone();
-        async move { load.post(http, &host, "/default/bench-kn-sequence-0").await }
+        let (host, sink) = (host.clone(), sink.clone());
+        async move {
+            load.post(http, &host, "/default/bench-kn-sequence-0", Some(sink))
+                .await
+        }
     })
     .await;
     drop(children);
