@@ -5,7 +5,7 @@ use paas_api::eventing::Broker;
 use paas_api::serving::Addressable;
 use paas_api::Object;
 
-use super::{Action, Context, Result};
+use super::{set_ready, Action, Context, Result};
 use crate::store::StoreExt;
 
 pub use paas_eventing::broker_topic as topic;
@@ -21,14 +21,14 @@ pub async fn reconcile(broker: &Broker, ctx: &Context) -> Result<Action> {
     let now = ctx.now();
     let mut status = broker.status.clone();
     status.observed_generation = broker.metadata.generation;
-    match ctx.event_log.ensure_topic(&topic(ns, name)).await {
+    let problem = match ctx.event_log.ensure_topic(&topic(ns, name)).await {
         Ok(()) => {
             status.conditions.set_true("TopicReady", now);
             status.address = Some(Addressable {
                 url: ingress_url(ns, name, ctx.http_port),
             });
             status.conditions.set_true("Addressable", now);
-            status.conditions.set_true("Ready", now);
+            None
         }
         Err(e) => {
             let message = e.to_string();
@@ -39,19 +39,15 @@ pub async fn reconcile(broker: &Broker, ctx: &Context) -> Result<Action> {
                 Some(&message),
                 now,
             );
-            status.conditions.set(
-                "Ready",
-                ConditionStatus::False,
-                Some("TopicFailed"),
-                Some(&message),
-                now,
-            );
+            Some(("TopicFailed", message))
         }
-    }
+    };
+    // A topic that could not be made (the cluster is down) is tried again shortly.
+    let retry = set_ready(&mut status.conditions, problem, now);
     if status != broker.status {
         let mut next = broker.clone();
         next.status = status;
         ctx.store.update_status(&next).await?;
     }
-    Ok(Action::Done)
+    Ok(retry.map_or(Action::Done, Action::RequeueAfter))
 }
