@@ -44,6 +44,14 @@ impl SourceClusters {
         }
     }
 
+    /// Disconnect from the clusters no source names any more.
+    pub fn retain(&self, in_use: &[String]) {
+        self.clusters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|bootstrap, _| in_use.contains(bootstrap));
+    }
+
     /// The cluster at `bootstrap`, starting (or retrying) its connection when there is
     /// none.
     pub fn get(&self, bootstrap: &str) -> Cluster {
@@ -77,9 +85,11 @@ impl SourceClusters {
                     }
                 }
             };
-            all.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(bootstrap, entry);
+            let mut all = all.lock().unwrap_or_else(|e| e.into_inner());
+            // Unless the last source naming it went away meanwhile.
+            if matches!(all.get(&bootstrap), Some(Entry::Connecting)) {
+                all.insert(bootstrap, entry);
+            }
         });
         Cluster::Connecting
     }

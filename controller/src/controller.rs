@@ -153,6 +153,10 @@ async fn handle_event(ctx: &Context, event: Result<WatchEvent, RecvError>, queue
                 // The topics are the user's: only the reading stops.
                 let prefix = reconcile::kafkasource::dispatcher_prefix(&k.namespace, &k.name);
                 ctx.dispatchers.stop_where(|d| d.starts_with(&prefix));
+                if let Ok(left) = ctx.store.list::<KafkaSource>(None).await {
+                    let in_use: Vec<String> = left.iter().map(|s| s.spec.bootstrap()).collect();
+                    ctx.source_clusters.retain(&in_use);
+                }
             }
             if k.kind == PingSource::KIND {
                 let key = reconcile::pingsource::key(&k.namespace, &k.name);

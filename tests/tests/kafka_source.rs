@@ -285,6 +285,11 @@ fn a_kafka_source_that_cannot_read_says_why() {
         message.contains(&nowhere) && message.contains("spec.bootstrapServers"),
         "{down}"
     );
+
+    let deleted = p.paas_ok(&["delete", "kafkasource", "orders"]);
+    assert!(deleted.contains("deleted"), "{deleted}");
+    let gone = p.paas(&["get", "kafkasource", "orders"]);
+    assert!(!gone.status.success());
 }
 
 #[test]
