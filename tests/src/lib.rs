@@ -18,6 +18,15 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 /// The workspace's target/debug, where `cargo build --workspace --bins` put the binaries.
+/// `paas up` flags for tests that wait for a revision to scale to zero: a 6 s stable
+/// window and no grace period.
+pub const FAST_SCALE_TO_ZERO: &[&str] = &[
+    "--stable-window",
+    "6s",
+    "--scale-to-zero-grace-period",
+    "0s",
+];
+
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     // target/debug/deps/e2e-HASH → target/debug

@@ -412,15 +412,7 @@ fn paas_event_send_reaches_the_subscriber_and_reports_refusals() {
 
 #[test]
 fn an_event_wakes_a_subscriber_scaled_to_zero() {
-    let p = Platform::start_with(
-        RuntimeKind::Process,
-        &[
-            "--stable-window",
-            "6s",
-            "--scale-to-zero-grace-period",
-            "0s",
-        ],
-    );
+    let p = Platform::start_with(RuntimeKind::Process, paas_e2e::FAST_SCALE_TO_ZERO);
     display_behind_trigger(&p);
     p.wait_revision(
         "display-00001",

@@ -369,15 +369,7 @@ spec:
 
 #[test]
 fn a_sequence_of_three_services_at_zero_carries_a_thousand_events_in_key_order() {
-    let p = Platform::start_with(
-        RuntimeKind::Process,
-        &[
-            "--stable-window",
-            "6s",
-            "--scale-to-zero-grace-period",
-            "0s",
-        ],
-    );
+    let p = Platform::start_with(RuntimeKind::Process, paas_e2e::FAST_SCALE_TO_ZERO);
     let display = paas_e2e::binary("event-display");
     for (service, word) in [("step1", "one"), ("step2", "two"), ("step3", "three")] {
         p.paas_ok(&[

@@ -110,15 +110,7 @@ fn a_90_10_split_tags_and_rollback() {
 
 #[test]
 fn a_tag_url_reaches_its_revision_even_at_zero() {
-    let p = Platform::start_with(
-        RuntimeKind::Process,
-        &[
-            "--stable-window",
-            "6s",
-            "--scale-to-zero-grace-period",
-            "0s",
-        ],
-    );
+    let p = Platform::start_with(RuntimeKind::Process, paas_e2e::FAST_SCALE_TO_ZERO);
     two_revisions(&p);
     // hello-00001 keeps no traffic, only a tag: it goes to zero.
     p.paas_ok(&["deploy", "hello", "--tag", "hello-00001=stable"]);

@@ -5,14 +5,7 @@
 
 use std::time::Duration;
 
-use paas_e2e::{binary, Platform, RuntimeKind};
-
-const FAST_AUTOSCALER: &[&str] = &[
-    "--stable-window",
-    "6s",
-    "--scale-to-zero-grace-period",
-    "0s",
-];
+use paas_e2e::{binary, Platform, RuntimeKind, FAST_SCALE_TO_ZERO};
 
 fn at_zero(p: &Platform, revision: &str) {
     p.wait_revision(revision, Duration::from_secs(40), "scale to zero", |r| {
@@ -71,7 +64,7 @@ fn wait_until(what: &str, within: Duration, check: impl Fn() -> bool) {
 
 #[test]
 fn a_cold_start_starts_the_container_created_with_the_revision() {
-    let p = Platform::start_with(RuntimeKind::Docker, FAST_AUTOSCALER);
+    let p = Platform::start_with(RuntimeKind::Docker, FAST_SCALE_TO_ZERO);
     p.paas_ok(&["deploy", "hello", "--image", "paas-samples/hello:latest"]);
     at_zero(&p, "hello-00001");
     wait_until("a prepared container", Duration::from_secs(30), || {
@@ -101,7 +94,7 @@ fn a_cold_start_starts_the_container_created_with_the_revision() {
 
 #[test]
 fn a_frozen_container_is_resumed_not_restarted() {
-    let p = Platform::start_with(RuntimeKind::Docker, FAST_AUTOSCALER);
+    let p = Platform::start_with(RuntimeKind::Docker, FAST_SCALE_TO_ZERO);
     p.paas_ok(&[
         "deploy",
         "hello",
@@ -145,7 +138,7 @@ fn replica_pids(p: &Platform) -> Vec<u32> {
 
 #[test]
 fn a_frozen_process_is_resumed_not_restarted() {
-    let p = Platform::start_with(RuntimeKind::Process, FAST_AUTOSCALER);
+    let p = Platform::start_with(RuntimeKind::Process, FAST_SCALE_TO_ZERO);
     let hello = binary("hello");
     p.paas_ok(&[
         "deploy",
@@ -190,7 +183,7 @@ fn an_invalid_idle_policy_is_refused() {
 
 #[test]
 fn a_container_frozen_when_paas_died_is_thawed_and_serves_after_a_restart() {
-    let mut p = Platform::start_with(RuntimeKind::Docker, FAST_AUTOSCALER);
+    let mut p = Platform::start_with(RuntimeKind::Docker, FAST_SCALE_TO_ZERO);
     p.paas_ok(&[
         "deploy",
         "hello",
