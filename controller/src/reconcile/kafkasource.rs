@@ -73,16 +73,13 @@ pub async fn reconcile(source: &KafkaSource, ctx: &Context) -> Result<Action> {
         }
     };
     if let Some(cluster) = &cluster {
-        let mut missing = Vec::new();
-        for topic in &spec.topics {
-            match cluster.has_topic(topic).await {
-                Ok(true) => {}
-                Ok(false) => missing.push(topic.as_str()),
-                Err(e) => {
-                    problem.get_or_insert(("ClusterUnreachable", e.to_string()));
-                }
+        let missing = match cluster.missing_topics(&spec.topics).await {
+            Ok(missing) => missing,
+            Err(e) => {
+                problem.get_or_insert(("ClusterUnreachable", e.to_string()));
+                Vec::new()
             }
-        }
+        };
         if !missing.is_empty() {
             problem.get_or_insert((
                 "TopicsNotFound",

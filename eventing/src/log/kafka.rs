@@ -178,13 +178,27 @@ impl KafkaLog {
             .map_err(|e| failed(topic, "creating the Kafka producer", e))
     }
 
+    /// Which of `topics` the cluster lacks (or has without partitions), from one
+    /// metadata request.
+    pub async fn missing_topics<'t>(&self, topics: &'t [String]) -> Result<Vec<&'t str>, LogError> {
+        let metadata = self.all_metadata("*").await?;
+        let present = |topic: &str| {
+            metadata
+                .topics()
+                .iter()
+                .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+        };
+        Ok(topics
+            .iter()
+            .map(String::as_str)
+            .filter(|t| !present(t))
+            .collect())
+    }
+
     /// Whether the cluster has `topic`, with its partitions.
     pub async fn has_topic(&self, topic: &str) -> Result<bool, LogError> {
-        let metadata = self.all_metadata(topic).await?;
-        Ok(metadata
-            .topics()
-            .iter()
-            .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()))
+        let topics = [topic.to_owned()];
+        Ok(self.missing_topics(&topics).await?.is_empty())
     }
 
     /// The topic's producer; `None` when the cluster has no such topic.
