@@ -264,15 +264,18 @@ fn print_hops(hops: &serde_json::Value) {
             s(&h["topic"]),
             s(&h["subscriber"])
         );
+        let replies = match h["reply"].as_str() {
+            Some("dropped") | None => "replies are dropped".to_owned(),
+            Some(to) => format!("replies go to {to}"),
+        };
         println!(
-            "    {} received, {} filtered out, {} delivered, {} dead-lettered, {} dropped, {} replies; replies go to {}",
+            "    {} received, {} filtered out, {} delivered, {} dead-lettered, {} dropped, {} replies; {replies}",
             count("received"),
             count("filtered"),
             count("delivered"),
             count("dead_lettered"),
             count("dropped"),
             count("replied"),
-            s(&h["reply"])
         );
         let last = &h["last"];
         if last.is_object() {
