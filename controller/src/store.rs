@@ -1,8 +1,8 @@
 //! The store seam: Kubernetes-style objects with optimistic concurrency and a watch.
 //! [`SqliteStore`] keeps them in one SQLite file in the data directory.
 
-use std::path::Path;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{SecondsFormat, Utc};
@@ -41,6 +41,10 @@ pub enum StoreError {
     NotFound { key: ObjectKey },
     #[error("store database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("the store at {} is damaged ({problem}): restore it from a backup, or move it aside to start empty", path.display())]
+    Damaged { path: PathBuf, problem: String },
+    #[error("a store operation was interrupted: {0}")]
+    Interrupted(String),
     #[error("stored {key} is not valid JSON: {source}")]
     Corrupt {
         key: ObjectKey,
@@ -77,6 +81,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<serde_json::Value>;
     async fn delete_raw(&self, key: &ObjectKey) -> Result<bool>;
     fn watch(&self) -> broadcast::Receiver<WatchEvent>;
+    /// Whether the store can still serve: `/healthz` answers with it.
+    async fn health(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Typed access for every [`Object`] kind.
@@ -158,15 +166,25 @@ fn decode<T: Object>(key: &ObjectKey, v: serde_json::Value) -> Result<T> {
 }
 
 /// The embedded store: one SQLite database, one row per object, JSON bodies.
-#[derive(Debug)]
+///
+/// Every statement runs on tokio's blocking pool: a commit is an fsync
+/// (`synchronous = FULL`), and a slow disk must not stall the async workers that also
+/// serve the API and the gateway.
+#[derive(Debug, Clone)]
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
     events: broadcast::Sender<WatchEvent>,
 }
 
 impl SqliteStore {
+    /// Open (or create) the store at `path`, refusing one that fails SQLite's integrity
+    /// check: a paas that answers 500 on every call is worse than one that does not start.
     pub fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path)?;
+        check_integrity(&conn).map_err(|problem| StoreError::Damaged {
+            path: path.to_owned(),
+            problem,
+        })?;
         Self::init(conn)
     }
 
@@ -191,13 +209,25 @@ impl SqliteStore {
         )?;
         let (events, _) = broadcast::channel(4096);
         Ok(Self {
-            conn: Mutex::new(conn),
+            conn: Arc::new(Mutex::new(conn)),
             events,
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    /// Run `f` with the connection on the blocking pool.
+    async fn blocking<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock leaves SQLite consistent (a transaction
+            // not committed is rolled back when dropped), so the poison is ignored.
+            let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Interrupted(e.to_string()))?
     }
 
     fn next_version(tx: &rusqlite::Transaction<'_>) -> Result<i64> {
@@ -249,10 +279,131 @@ impl SqliteStore {
     }
 }
 
+/// SQLite's `quick_check`: `Err` with what it found when the file is damaged.
+fn check_integrity(conn: &Connection) -> Result<(), String> {
+    let found: Result<Vec<String>, rusqlite::Error> =
+        conn.prepare("PRAGMA quick_check(5)").and_then(|mut stmt| {
+            stmt.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()
+        });
+    match found {
+        Ok(lines) if lines.len() == 1 && lines[0] == "ok" => Ok(()),
+        Ok(lines) => Err(lines.join("; ")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn create_row(
+    conn: &mut Connection,
+    key: &ObjectKey,
+    mut object: serde_json::Value,
+) -> Result<serde_json::Value> {
+    let tx = conn.transaction()?;
+    if SqliteStore::read(&tx, key)?.is_some() {
+        return Err(StoreError::AlreadyExists { key: key.clone() });
+    }
+    let version = SqliteStore::next_version(&tx)?;
+    let meta = &mut object["metadata"];
+    meta["name"] = key.name.clone().into();
+    meta["namespace"] = key.namespace.clone().into();
+    meta["uid"] = uuid::Uuid::new_v4().to_string().into();
+    meta["generation"] = 1.into();
+    meta["resourceVersion"] = version.to_string().into();
+    meta["creationTimestamp"] = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true).into();
+    SqliteStore::write(&tx, key, version, &object)?;
+    tx.commit()?;
+    Ok(object)
+}
+
+/// Replace a stored object; the flag says whether anything changed.
+fn update_row(
+    conn: &mut Connection,
+    key: &ObjectKey,
+    mut object: serde_json::Value,
+    status_only: bool,
+) -> Result<(serde_json::Value, bool)> {
+    let tx = conn.transaction()?;
+    let Some(stored) = SqliteStore::read(&tx, key)? else {
+        return Err(StoreError::NotFound { key: key.clone() });
+    };
+    let stored_version = stored["metadata"]["resourceVersion"].clone();
+    if let Some(expected) = object["metadata"]["resourceVersion"].as_str() {
+        if Some(expected) != stored_version.as_str() {
+            return Err(StoreError::Conflict {
+                key: key.clone(),
+                expected: expected.to_owned(),
+            });
+        }
+    }
+    if status_only {
+        let status = object["status"].take();
+        object = stored.clone();
+        object["status"] = status;
+    } else {
+        // Identity and bookkeeping are the server's; status has its own writer.
+        for field in ["uid", "creationTimestamp", "generation"] {
+            object["metadata"][field] = stored["metadata"][field].clone();
+        }
+        object["metadata"]["name"] = key.name.clone().into();
+        object["metadata"]["namespace"] = key.namespace.clone().into();
+        object["status"] = stored["status"].clone();
+        if object["spec"] != stored["spec"] {
+            let generation = stored["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
+            object["metadata"]["generation"] = generation.into();
+        }
+    }
+    if object["status"].is_null() {
+        if let Some(map) = object.as_object_mut() {
+            map.remove("status");
+        }
+    }
+    object["metadata"]["resourceVersion"] = stored_version;
+    let changed = object != stored;
+    if changed {
+        let version = SqliteStore::next_version(&tx)?;
+        object["metadata"]["resourceVersion"] = version.to_string().into();
+        SqliteStore::write(&tx, key, version, &object)?;
+        tx.commit()?;
+    }
+    Ok((object, changed))
+}
+
+fn list_rows(
+    conn: &Connection,
+    kind: &'static str,
+    namespace: Option<&str>,
+) -> Result<Vec<serde_json::Value>> {
+    let mut stmt = conn.prepare(
+        "SELECT namespace, name, body FROM objects WHERE kind = ?1 AND (?2 IS NULL OR namespace = ?2)
+         ORDER BY namespace, name",
+    )?;
+    let rows = stmt.query_map(params![kind, namespace], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (namespace, name, body) = row?;
+        let key = ObjectKey {
+            kind,
+            namespace,
+            name,
+        };
+        out.push(
+            serde_json::from_str(&body).map_err(|source| StoreError::Corrupt { key, source })?,
+        );
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn get_raw(&self, key: &ObjectKey) -> Result<Option<serde_json::Value>> {
-        Self::read(&self.lock(), key)
+        let key = key.clone();
+        self.blocking(move |conn| Self::read(conn, &key)).await
     }
 
     async fn list_raw(
@@ -260,57 +411,20 @@ impl Store for SqliteStore {
         kind: &'static str,
         namespace: Option<&str>,
     ) -> Result<Vec<serde_json::Value>> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare(
-            "SELECT namespace, name, body FROM objects WHERE kind = ?1 AND (?2 IS NULL OR namespace = ?2)
-             ORDER BY namespace, name",
-        )?;
-        let rows = stmt.query_map(params![kind, namespace], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (namespace, name, body) = row?;
-            let key = ObjectKey {
-                kind,
-                namespace,
-                name,
-            };
-            out.push(
-                serde_json::from_str(&body)
-                    .map_err(|source| StoreError::Corrupt { key, source })?,
-            );
-        }
-        Ok(out)
+        let namespace = namespace.map(str::to_owned);
+        self.blocking(move |conn| list_rows(conn, kind, namespace.as_deref()))
+            .await
     }
 
     async fn create_raw(
         &self,
         key: &ObjectKey,
-        mut object: serde_json::Value,
+        object: serde_json::Value,
     ) -> Result<serde_json::Value> {
-        {
-            let mut conn = self.lock();
-            let tx = conn.transaction()?;
-            if Self::read(&tx, key)?.is_some() {
-                return Err(StoreError::AlreadyExists { key: key.clone() });
-            }
-            let version = Self::next_version(&tx)?;
-            let meta = &mut object["metadata"];
-            meta["name"] = key.name.clone().into();
-            meta["namespace"] = key.namespace.clone().into();
-            meta["uid"] = uuid::Uuid::new_v4().to_string().into();
-            meta["generation"] = 1.into();
-            meta["resourceVersion"] = version.to_string().into();
-            meta["creationTimestamp"] =
-                Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true).into();
-            Self::write(&tx, key, version, &object)?;
-            tx.commit()?;
-        }
+        let k = key.clone();
+        let object = self
+            .blocking(move |conn| create_row(conn, &k, object))
+            .await?;
         self.notify(WatchEvent::Upserted(key.clone()));
         Ok(object)
     }
@@ -318,56 +432,13 @@ impl Store for SqliteStore {
     async fn update_raw(
         &self,
         key: &ObjectKey,
-        mut object: serde_json::Value,
+        object: serde_json::Value,
         status_only: bool,
     ) -> Result<serde_json::Value> {
-        let changed;
-        {
-            let mut conn = self.lock();
-            let tx = conn.transaction()?;
-            let Some(stored) = Self::read(&tx, key)? else {
-                return Err(StoreError::NotFound { key: key.clone() });
-            };
-            let stored_version = stored["metadata"]["resourceVersion"].clone();
-            if let Some(expected) = object["metadata"]["resourceVersion"].as_str() {
-                if Some(expected) != stored_version.as_str() {
-                    return Err(StoreError::Conflict {
-                        key: key.clone(),
-                        expected: expected.to_owned(),
-                    });
-                }
-            }
-            if status_only {
-                let status = object["status"].take();
-                object = stored.clone();
-                object["status"] = status;
-            } else {
-                // Identity and bookkeeping are the server's; status has its own writer.
-                for field in ["uid", "creationTimestamp", "generation"] {
-                    object["metadata"][field] = stored["metadata"][field].clone();
-                }
-                object["metadata"]["name"] = key.name.clone().into();
-                object["metadata"]["namespace"] = key.namespace.clone().into();
-                object["status"] = stored["status"].clone();
-                if object["spec"] != stored["spec"] {
-                    let generation = stored["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
-                    object["metadata"]["generation"] = generation.into();
-                }
-            }
-            if object["status"].is_null() {
-                if let Some(map) = object.as_object_mut() {
-                    map.remove("status");
-                }
-            }
-            object["metadata"]["resourceVersion"] = stored_version;
-            changed = object != stored;
-            if changed {
-                let version = Self::next_version(&tx)?;
-                object["metadata"]["resourceVersion"] = version.to_string().into();
-                Self::write(&tx, key, version, &object)?;
-                tx.commit()?;
-            }
-        }
+        let k = key.clone();
+        let (object, changed) = self
+            .blocking(move |conn| update_row(conn, &k, object, status_only))
+            .await?;
         if changed {
             self.notify(WatchEvent::Upserted(key.clone()));
         }
@@ -375,10 +446,15 @@ impl Store for SqliteStore {
     }
 
     async fn delete_raw(&self, key: &ObjectKey) -> Result<bool> {
-        let deleted = self.lock().execute(
-            "DELETE FROM objects WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
-            params![key.kind, key.namespace, key.name],
-        )? > 0;
+        let k = key.clone();
+        let deleted = self
+            .blocking(move |conn| {
+                Ok(conn.execute(
+                    "DELETE FROM objects WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
+                    params![k.kind, k.namespace, k.name],
+                )? > 0)
+            })
+            .await?;
         if deleted {
             self.notify(WatchEvent::Deleted(key.clone()));
         }
@@ -387,6 +463,16 @@ impl Store for SqliteStore {
 
     fn watch(&self) -> broadcast::Receiver<WatchEvent> {
         self.events.subscribe()
+    }
+
+    async fn health(&self) -> Result<()> {
+        self.blocking(|conn| {
+            check_integrity(conn).map_err(|problem| StoreError::Damaged {
+                path: conn.path().unwrap_or("(in memory)").into(),
+                problem,
+            })
+        })
+        .await
     }
 }
 
@@ -498,5 +584,68 @@ mod tests {
             .unwrap();
         assert_eq!(next.metadata.resource_version.as_deref(), Some("2"));
         let _ = std::fs::remove_file(&path);
+    }
+
+    #[tokio::test]
+    async fn a_damaged_store_is_refused_at_open_and_by_health() {
+        let dir = std::env::temp_dir().join(format!("paas-store-damaged-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("paas.db");
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            for i in 0..300 {
+                let svc = Service::new("default", &format!("svc-{i}"), ServiceSpec::default());
+                store.create(&svc).await.unwrap();
+            }
+            store.health().await.unwrap();
+        }
+        // Overwrite pages in the middle of the file (the objects' b-tree), keeping the
+        // header: SQLite still opens it, but the data no longer reads.
+        let mut bytes = std::fs::read(&path).unwrap();
+        assert!(bytes.len() > 8 * 4096, "the store is {} bytes", bytes.len());
+        for b in &mut bytes[2 * 4096..6 * 4096] {
+            *b = 0xA5;
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let err = SqliteStore::open(&path).unwrap_err();
+        assert!(matches!(err, StoreError::Damaged { .. }), "{err}");
+        let message = err.to_string();
+        assert!(
+            message.contains("paas.db") && message.contains("damaged"),
+            "{message}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn store_calls_do_not_block_the_async_worker() {
+        // Someone else holds the database (a slow commit); a write must wait on the
+        // blocking pool, leaving this runtime's only thread free for other tasks.
+        let store = SqliteStore::in_memory().unwrap();
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let held = store.conn.clone();
+        let holder = std::thread::spawn(move || {
+            let _g = held.lock().unwrap();
+            locked_tx.send(()).unwrap();
+            // Released when told; the deadline only ends a test that is failing.
+            let _ = release_rx.recv_timeout(std::time::Duration::from_secs(10));
+        });
+        locked_rx.recv().unwrap();
+        let write = tokio::spawn({
+            let store = store.clone();
+            async move { store.create(&hello("a")).await }
+        });
+        tokio::task::yield_now().await;
+        let other = tokio::spawn(async { 42 }).await.unwrap();
+        assert_eq!(other, 42);
+        assert!(
+            !write.is_finished(),
+            "the write ran inline and held the runtime until the lock was released"
+        );
+        release_tx.send(()).unwrap();
+        write.await.unwrap().unwrap();
+        holder.join().unwrap();
     }
 }

@@ -4,8 +4,10 @@ mod cli;
 mod client;
 mod commands;
 mod config;
+mod data_dir;
 mod ingress;
 mod output;
+mod shutdown;
 mod up;
 
 use clap::Parser;
@@ -22,7 +24,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(commands::run(cli)) {
+    let result = runtime.block_on(commands::run(cli));
+    // Blocking work still running (a store write, a container removal) gets a moment,
+    // not a say in when paas ends.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -24,7 +24,9 @@ use tracing_subscriber::EnvFilter;
 
 use crate::cli::{RuntimeKind, UpArgs};
 use crate::config::{parse_listen, SERVER_FILE};
+use crate::data_dir::{raise_open_files_limit, DataDir};
 use crate::ingress::{IngressHandler, CHANNEL_HOST, INGRESS_HOST};
+use crate::shutdown::{self, CoreTasks};
 
 /// The backend, kept concrete for the clean-up at shutdown.
 enum Backend {
@@ -32,7 +34,7 @@ enum Backend {
     Process(Arc<ProcessRuntime>),
 }
 
-pub(crate) async fn up(args: UpArgs, data_dir: &Path) -> Result<()> {
+pub(crate) async fn up(args: UpArgs, data_dir: &Path, given_token: Option<String>) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_new(&args.log).context("--log is not a valid filter")?)
         .with_writer(std::io::stderr)
@@ -70,11 +72,15 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path) -> Result<()> {
         .map_err(anyhow::Error::msg)
         .context("--api")?;
 
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-    let token = rest::token::load_or_create(data_dir)?;
+    let data = DataDir::open(data_dir)?;
+    let data_dir = data.path();
+    raise_open_files_limit();
+    let token = match given_token {
+        Some(token) => rest::token::save(data_dir, &token)?,
+        None => rest::token::load_or_create(data_dir)?,
+    };
     let instance = instance_id(data_dir)?;
-    let store = SqliteStore::open(&data_dir.join("paas.db"))
+    let store = SqliteStore::open(&data.store_file()?)
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
 
     let backend = match args.runtime {
@@ -134,12 +140,20 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path) -> Result<()> {
         clock: chrono::Utc::now,
     });
 
-    let tasks = vec![
-        tokio::spawn(fleet.run()),
-        tokio::spawn(autoscaler.clone().run()),
-        tokio::spawn(paas_controller::collector::run(autoscaler, table.clone())),
-        tokio::spawn(paas_controller::controller::run(ctx.clone(), changes_rx)),
-        tokio::spawn(rest::serve(
+    let mut tasks = CoreTasks::default();
+    tasks.spawn("fleet", fleet.run());
+    tasks.spawn("autoscaler", autoscaler.clone().run());
+    tasks.spawn(
+        "collector",
+        paas_controller::collector::run(autoscaler, table.clone()),
+    );
+    tasks.spawn(
+        "controller",
+        paas_controller::controller::run(ctx.clone(), changes_rx),
+    );
+    tasks.spawn(
+        "API server",
+        rest::serve(
             api,
             ApiState {
                 ctx,
@@ -148,8 +162,8 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path) -> Result<()> {
                 ingress,
                 channels,
             },
-        )),
-    ];
+        ),
+    );
     bound.start().context("starting the gateway's workers")?;
     tracing::info!(
         gateway = %format!("http://{http_addr}"),
@@ -167,17 +181,45 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path) -> Result<()> {
         data_dir.display()
     );
 
-    shutdown_signal().await;
-    tracing::info!("shutting down: stopping replicas");
-    for t in tasks {
-        t.abort();
+    // Every core task runs for as long as paas does: one that ends (a panic, a bug)
+    // leaves a half-working platform, so paas ends too and a supervisor restarts it.
+    let failed = tokio::select! {
+        () = shutdown::signal() => None,
+        ended = tasks.first_to_end() => Some(ended),
+    };
+    if let Some(what) = &failed {
+        tracing::error!(task = %what, "a core task ended: shutting down");
     }
+    // A second signal ends paas at once, whatever is left to do.
+    tokio::spawn(async {
+        shutdown::signal().await;
+        eprintln!("paas: second signal, exiting now");
+        std::process::exit(130);
+    });
+    let drained = shutdown::drain_requests(&table).await;
+    tracing::info!(drained, "shutting down: stopping replicas");
+    tasks.abort_all();
     event_log.flush();
-    match backend {
-        Backend::Docker(d) => d.remove_all().await,
-        Backend::Process(p) => p.kill_all(),
+    let stopped = tokio::time::timeout(shutdown::STOP_REPLICAS_WITHIN, async {
+        match backend {
+            Backend::Docker(d) => d.remove_all().await,
+            Backend::Process(p) => p.kill_all(),
+        }
+    })
+    .await;
+    if stopped.is_err() {
+        tracing::warn!(
+            within = ?shutdown::STOP_REPLICAS_WITHIN,
+            "replicas were still being stopped; a restart adopts or removes what is left"
+        );
     }
-    Ok(())
+    drop(data);
+    match failed {
+        Some(what) => anyhow::bail!(
+            "{what}: see the log above; paas stopped so that it can be restarted whole"
+        ),
+        None => Ok(()),
+    }
 }
 
 /// One id per data directory: it labels this installation's containers.
@@ -191,19 +233,4 @@ fn instance_id(data_dir: &Path) -> Result<String> {
     let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
     std::fs::write(&path, &id).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(id)
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

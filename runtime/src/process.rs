@@ -17,6 +17,9 @@ use tokio::process::{Child, Command};
 
 use crate::{Error, Replica, ReplicaSpec, ReplicaState, Result, Runtime};
 
+/// The only variables a process replica takes from `paas up`'s environment.
+const BASE_ENV: [&str; 3] = ["PATH", "HOME", "LANG"];
+
 #[derive(Debug)]
 pub struct ProcessRuntime {
     dir: PathBuf,
@@ -176,8 +179,16 @@ impl Runtime for ProcessRuntime {
         })?;
         let program = spec.command[0].clone();
         let mut cmd = Command::new(&program);
+        // Exactly what a container would get: the runtime contract, the revision's env
+        // and a minimal PATH/HOME/LANG; never paas' own environment (tokens, keys).
         cmd.args(&spec.command[1..])
             .args(&spec.args)
+            .env_clear()
+            .envs(
+                BASE_ENV
+                    .iter()
+                    .filter_map(|k| Some((*k, std::env::var_os(k)?))),
+            )
             .envs(spec.environment(port))
             .stdin(Stdio::null())
             .stdout(log)
@@ -369,6 +380,56 @@ mod tests {
         rt.stop(&r.id, Duration::from_secs(1)).await.unwrap();
         assert!(rt.list().await.unwrap().is_empty());
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_replica_gets_none_of_paas_own_environment() {
+        // cargo gives the test process CARGO_* variables: none may reach the replica.
+        assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some());
+        let dir = tempdir("env");
+        let rt = ProcessRuntime::new(&dir).unwrap();
+        let r = rt
+            .start(&spec(&["sh", "-c", "env; exec sleep 30"]))
+            .await
+            .unwrap();
+        let mut names: Vec<String> = vec![];
+        for _ in 0..200 {
+            let lines = rt.logs(&r.id, 100).await.unwrap();
+            if lines.iter().any(|l| l.starts_with("K_REVISION=")) {
+                names = lines
+                    .iter()
+                    .filter_map(|l| Some(l.split_once('=')?.0.to_owned()))
+                    .collect();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        rt.stop(&r.id, Duration::from_secs(1)).await.unwrap();
+        let _ = std::fs::remove_dir_all(dir);
+        // What the shell itself sets (PWD, SHLVL) is not paas'.
+        let allowed = [
+            "GREETING",
+            "PORT",
+            "K_SERVICE",
+            "K_CONFIGURATION",
+            "K_REVISION",
+            "PATH",
+            "HOME",
+            "LANG",
+            "PWD",
+            "SHLVL",
+            "OLDPWD",
+            "_",
+        ];
+        assert!(names.contains(&"K_REVISION".to_owned()), "{names:?}");
+        let leaked: Vec<_> = names
+            .iter()
+            .filter(|n| !allowed.contains(&n.as_str()))
+            .collect();
+        assert!(
+            leaked.is_empty(),
+            "the replica got {leaked:?} from paas' environment"
+        );
     }
 
     #[tokio::test]

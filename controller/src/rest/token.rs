@@ -6,6 +6,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 pub const TOKEN_FILE: &str = "token";
+/// The shortest token `paas up` accepts from `PAAS_TOKEN`.
+pub const MIN_TOKEN_LEN: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{what} the API token at {path}: {source}")]
@@ -38,6 +40,23 @@ pub fn load_or_create(data_dir: &Path) -> Result<String, TokenError> {
         source: std::io::Error::other(e.to_string()),
     })?;
     let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    save(data_dir, &token)
+}
+
+/// Use `token` (from `PAAS_TOKEN`) as the API token, recording it (mode 0600) where the
+/// CLI looks for it. A short or blank one is refused: it would be guessed.
+pub fn save(data_dir: &Path, token: &str) -> Result<String, TokenError> {
+    let path = data_dir.join(TOKEN_FILE);
+    let token = token.trim();
+    if token.len() < MIN_TOKEN_LEN || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(TokenError {
+            what: "using PAAS_TOKEN as",
+            path,
+            source: std::io::Error::other(format!(
+                "it must be at least {MIN_TOKEN_LEN} printable characters without spaces; unset it to have paas generate one"
+            )),
+        });
+    }
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -56,7 +75,7 @@ pub fn load_or_create(data_dir: &Path) -> Result<String, TokenError> {
             path,
             source,
         })?;
-    Ok(token)
+    Ok(token.to_owned())
 }
 
 /// Compare without leaking, through timing, how much of the token was right.
@@ -88,6 +107,19 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         assert!(matches(&first, &first.clone()));
         assert!(!matches(&first, "nope"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_given_token_is_recorded_for_the_cli_and_a_weak_one_refused() {
+        let dir = std::env::temp_dir().join(format!("paas-token-given-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let given = "a-token-of-our-own-choosing";
+        assert_eq!(save(&dir, given).unwrap(), given);
+        assert_eq!(load_or_create(&dir).unwrap(), given);
+        let err = save(&dir, "short").unwrap_err().to_string();
+        assert!(err.contains("PAAS_TOKEN") && err.contains("16"), "{err}");
+        assert!(save(&dir, "has a space in the middle").is_err());
         let _ = std::fs::remove_dir_all(dir);
     }
 }

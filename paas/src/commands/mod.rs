@@ -21,7 +21,7 @@ use crate::config::default_data_dir;
 pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
     let data_dir = cli.global.data_dir.clone().unwrap_or_else(default_data_dir);
     if let Command::Up(args) = cli.command {
-        crate::up::up(args, &data_dir).await?;
+        crate::up::up(args, &data_dir, cli.global.token.clone()).await?;
         return Ok(ExitCode::SUCCESS);
     }
     let client = ApiClient::from_global(&cli.global)?;
