@@ -16,8 +16,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::duration::parse_duration;
-
 pub const PREFIX: &str = "canary.paas.dev/";
 pub const STEPS: &str = "canary.paas.dev/steps";
 pub const STEP_DURATION: &str = "canary.paas.dev/step-duration";
@@ -70,9 +68,11 @@ pub fn canary_spec(
     }
     let duration = |key: &'static str, default: Duration| match annotations.get(key) {
         None => Ok(default),
-        Some(v) => parse_duration(v)
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| (key, format!("{v:?} is not a duration like 60s or 500ms"))),
+        Some(v) => match crate::duration::parse(v) {
+            Ok(d) if d.is_zero() => Err((key, format!("{v:?} must be longer than zero"))),
+            Ok(d) => Ok(d),
+            Err(e) => Err((key, e.to_string())),
+        },
     };
     let step_duration = duration(STEP_DURATION, Duration::from_secs(60))?;
     let max_p99 = match annotations.get(MAX_P99) {
@@ -151,6 +151,11 @@ mod tests {
             (vec![(STEPS, "10"), (STEP_DURATION, "soon")], STEP_DURATION),
             (vec![(STEPS, "10"), (SUCCESS_RATE, "101")], SUCCESS_RATE),
             (vec![(STEPS, "10"), (MAX_P99, "fast")], MAX_P99),
+            (
+                vec![(STEPS, "10"), (STEP_DURATION, "99999999999999999999h")],
+                STEP_DURATION,
+            ),
+            (vec![(STEPS, "10"), (MAX_P99, "0s")], MAX_P99),
             (vec![(STEPS, "10"), (MIN_REQUESTS, "-1")], MIN_REQUESTS),
             (vec![("canary.paas.dev/stepz", "10")], STEPS),
         ] {

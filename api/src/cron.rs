@@ -82,10 +82,11 @@ fn field(text: &str, index: usize) -> Result<(u64, bool), String> {
         if from > to {
             return Err(format!("range {range:?} goes backwards"));
         }
-        let mut v = from;
-        while v <= to {
-            bits |= 1 << v;
-            v += step;
+        let mut v = Some(from);
+        // A step may be any u32: past the field's end it simply stops the list.
+        while let Some(n) = v.filter(|n| *n <= to) {
+            bits |= 1 << n;
+            v = n.checked_add(step);
         }
     }
     Ok((bits, text == "*" || text == "?"))

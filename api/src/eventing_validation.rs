@@ -7,9 +7,10 @@ use crate::eventing::{
 use crate::flows::{Parallel, Sequence};
 use crate::iso8601;
 use crate::kafka_source::{KafkaSource, KEY_TYPE};
+use crate::meta::ObjectMeta;
 use crate::names::dns1123_label_problem;
 use crate::sources::PingSource;
-use crate::validation::{FieldError, Report, Warning};
+use crate::validation::{validate_annotations, FieldError, Report, Warning};
 
 /// CloudEvents attribute names: 1 to 20 lower-case letters or digits.
 pub fn attribute_name_problem(name: &str) -> Option<String> {
@@ -39,18 +40,20 @@ fn warn(r: &mut Report, path: impl Into<String>, message: impl Into<String>) {
     });
 }
 
-fn names(name: &str, namespace: Option<&str>, r: &mut Report) {
-    if let Some(problem) = dns1123_label_problem(name) {
+/// The rules of every eventing object's metadata: its names and its annotations' size.
+fn metadata(meta: &ObjectMeta, r: &mut Report) {
+    if let Some(problem) = dns1123_label_problem(&meta.name) {
         error(r, "metadata.name", problem);
     }
-    if let Some(problem) = namespace.and_then(dns1123_label_problem) {
+    if let Some(problem) = meta.namespace.as_deref().and_then(dns1123_label_problem) {
         error(r, "metadata.namespace", problem);
     }
+    validate_annotations(&meta.annotations, "metadata.annotations", r);
 }
 
 pub fn validate_broker(b: &Broker) -> Report {
     let mut r = Report::default();
-    names(&b.metadata.name, b.metadata.namespace.as_deref(), &mut r);
+    metadata(&b.metadata, &mut r);
     if b.spec.config.is_some() {
         warn(
             &mut r,
@@ -66,7 +69,7 @@ pub fn validate_broker(b: &Broker) -> Report {
 
 pub fn validate_trigger(t: &Trigger) -> Report {
     let mut r = Report::default();
-    names(&t.metadata.name, t.metadata.namespace.as_deref(), &mut r);
+    metadata(&t.metadata, &mut r);
     if t.spec.broker.trim().is_empty() {
         error(
             &mut r,
@@ -235,12 +238,8 @@ pub fn validate_delivery(d: &DeliverySpec, path: &str, r: &mut Report) {
     }
     for (field, value) in [("backoffDelay", &d.backoff_delay), ("timeout", &d.timeout)] {
         if let Some(v) = value {
-            if iso8601::parse_duration(v).is_none() {
-                error(
-                    r,
-                    format!("{path}.{field}"),
-                    format!("{v:?} is not an ISO 8601 duration like PT0.5S or PT1M"),
-                );
+            if let Err(e) = iso8601::parse(v) {
+                error(r, format!("{path}.{field}"), e.to_string());
             }
         }
     }
@@ -265,7 +264,7 @@ pub fn validate_delivery(d: &DeliverySpec, path: &str, r: &mut Report) {
 
 pub fn validate_sequence(s: &Sequence) -> Report {
     let mut r = Report::default();
-    names(&s.metadata.name, s.metadata.namespace.as_deref(), &mut r);
+    metadata(&s.metadata, &mut r);
     if s.spec.channel_template.is_some() {
         warn(
             &mut r,
@@ -291,7 +290,7 @@ pub fn validate_sequence(s: &Sequence) -> Report {
 
 pub fn validate_parallel(p: &Parallel) -> Report {
     let mut r = Report::default();
-    names(&p.metadata.name, p.metadata.namespace.as_deref(), &mut r);
+    metadata(&p.metadata, &mut r);
     if p.spec.channel_template.is_some() {
         warn(
             &mut r,
@@ -323,7 +322,7 @@ pub fn validate_parallel(p: &Parallel) -> Report {
 
 pub fn validate_kafka_source(k: &KafkaSource) -> Report {
     let mut r = Report::default();
-    names(&k.metadata.name, k.metadata.namespace.as_deref(), &mut r);
+    metadata(&k.metadata, &mut r);
     if k.spec.bootstrap_servers.is_empty() {
         error(
             &mut r,
@@ -404,7 +403,7 @@ pub fn validate_kafka_source(k: &KafkaSource) -> Report {
 
 pub fn validate_ping_source(p: &PingSource) -> Report {
     let mut r = Report::default();
-    names(&p.metadata.name, p.metadata.namespace.as_deref(), &mut r);
+    metadata(&p.metadata, &mut r);
     if p.spec.schedule.trim().is_empty() {
         error(&mut r, "spec.schedule", "is required, e.g. \"*/5 * * * *\"");
     } else if let Err(problem) = crate::cron::Schedule::parse(&p.spec.schedule) {
@@ -590,5 +589,20 @@ mod tests {
         k.spec.topics.truncate(1);
         k.spec.consumers = Some(3);
         assert!(validate_kafka_source(&k).errors.is_empty());
+    }
+    #[test]
+    fn every_eventing_kind_limits_its_annotations() {
+        let mut b = Broker::default();
+        b.metadata.name = "default".into();
+        b.metadata.annotations.insert(
+            "note".into(),
+            "x".repeat(crate::validation::MAX_ANNOTATION_BYTES),
+        );
+        let paths: Vec<_> = validate_broker(&b)
+            .errors
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        assert_eq!(paths, ["metadata.annotations"]);
     }
 }

@@ -2,29 +2,44 @@
 
 use std::time::Duration;
 
+use crate::duration::MAX;
+
+/// Why a duration was refused; the caller puts the field's path in front.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Iso8601Error {
+    #[error("{0:?} is not an ISO 8601 duration like PT0.5S or PT1M")]
+    Malformed(String),
+    #[error("{0:?} is too long: a duration is at most P106751D (about 292 years)")]
+    TooLong(String),
+}
+
 /// Parse `P[nD][T[nH][nM][n[.f]S]]`; years, months and weeks are refused (their
 /// length varies, and Knative does not use them).
-pub fn parse_duration(s: &str) -> Option<Duration> {
+pub fn parse(s: &str) -> Result<Duration, Iso8601Error> {
+    let malformed = || Iso8601Error::Malformed(s.to_owned());
     let rest = s
         .trim()
-        .strip_prefix('P')
-        .or_else(|| s.trim().strip_prefix('p'))?;
-    if rest.is_empty() {
-        return None;
-    }
+        .strip_prefix(['P', 'p'])
+        .filter(|r| !r.is_empty())
+        .ok_or_else(malformed)?;
     let (date, time) = match rest.split_once(['T', 't']) {
-        Some((d, t)) => {
-            if t.is_empty() {
-                return None;
-            }
-            (d, t)
-        }
+        Some((_, "")) => return Err(malformed()),
+        Some((d, t)) => (d, t),
         None => (rest, ""),
     };
-    let mut secs = 0.0f64;
-    secs += parts(date, &[('D', 86_400.0)])?;
-    secs += parts(time, &[('H', 3600.0), ('M', 60.0), ('S', 1.0)])?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    let secs = parts(date, &[('D', 86_400.0)]).ok_or_else(malformed)?
+        + parts(time, &[('H', 3600.0), ('M', 60.0), ('S', 1.0)]).ok_or_else(malformed)?;
+    // Numbers are digits only, so `secs` is never negative or NaN; it may be infinite
+    // or past what a Duration holds, which is too long rather than a panic.
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| *d <= MAX)
+        .ok_or_else(|| Iso8601Error::TooLong(s.to_owned()))
+}
+
+/// [`parse`] for callers that only need to know whether the text is a duration.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    parse(s).ok()
 }
 
 /// Sum `number unit` pairs in the order the units are given.
@@ -65,7 +80,28 @@ mod tests {
         for bad in [
             "", "P", "PT", "1S", "PT1", "PTS", "P1Y", "PT1S1M", "PT-1S", "P1W",
         ] {
-            assert_eq!(parse_duration(bad), None, "{bad}");
+            assert_eq!(
+                parse(bad),
+                Err(Iso8601Error::Malformed(bad.into())),
+                "{bad}"
+            );
         }
+    }
+
+    #[test]
+    fn an_overflowing_duration_is_too_long_not_a_panic() {
+        for s in [
+            "P99999999999999999999D",
+            "PT99999999999999999999H",
+            "P106752D",
+            "P106751DT24H",
+            &format!("PT{}S", "9".repeat(400)),
+        ] {
+            let e = parse(s).unwrap_err();
+            assert_eq!(e, Iso8601Error::TooLong(s.to_owned()));
+            assert!(e.to_string().contains("is too long"), "{e}");
+        }
+        assert_eq!(parse("P106751D"), Ok(Duration::from_secs(106_751 * 86_400)));
+        assert_eq!(parse_duration("P99999999999999999999D"), None);
     }
 }

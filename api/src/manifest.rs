@@ -606,4 +606,58 @@ spec:
         let m = parse_manifests("e.yaml", &format!("---\n# nothing\n---\n{HELLO}")).unwrap();
         assert_eq!(m.len(), 1);
     }
+    #[test]
+    fn overflowing_durations_are_errors_at_their_line() {
+        let text = HELLO.replace(
+            "  annotations:\n",
+            "  annotations:\n    serving.knative.dev/rollout-duration: 99999999999999999999h\n",
+        );
+        let err = parse_manifests("svc.yaml", &text).unwrap_err();
+        assert_eq!(
+            err.problems,
+            vec!["svc.yaml:7: metadata.annotations.serving.knative.dev/rollout-duration: \"99999999999999999999h\" is too long: a duration is at most 2562047h (about 292 years)"]
+        );
+        let trigger = "\
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata:
+  name: display
+spec:
+  broker: default
+  subscriber:
+    uri: http://127.0.0.1:9/
+  delivery:
+    backoffDelay: P99999999999999999999D
+";
+        let err = parse_manifests("t.yaml", trigger).unwrap_err();
+        assert_eq!(
+            err.problems,
+            vec!["t.yaml:10: spec.delivery.backoffDelay: \"P99999999999999999999D\" is too long: a duration is at most P106751D (about 292 years)"]
+        );
+    }
+
+    #[test]
+    fn a_nul_byte_in_an_env_value_is_refused_at_apply() {
+        let text = HELLO.replace("value: World", "value: \"Wor\\0ld\"");
+        let err = parse_manifests("svc.yaml", &text).unwrap_err();
+        assert!(
+            err.problems[0].starts_with(
+                "svc.yaml:15: spec.template.spec.containers[0].env[0].value: contains a NUL byte"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn annotations_over_256_kib_are_refused_at_apply() {
+        let text = HELLO.replace(
+            "  annotations:\n",
+            &format!("  annotations:\n    big: {}\n", "x".repeat(300 * 1024)),
+        );
+        let err = parse_manifests("svc.yaml", &text).unwrap_err();
+        assert!(
+            err.problems[0].starts_with("svc.yaml:6: metadata.annotations: are 307"),
+            "{err}"
+        );
+    }
 }

@@ -66,6 +66,38 @@ fn join(path: &str, field: &str) -> String {
     }
 }
 
+/// Kubernetes' limit on one object's annotations, keys and values counted together.
+pub const MAX_ANNOTATION_BYTES: usize = 256 * 1024;
+
+/// Annotations within Kubernetes' total size: an object is read whole on every
+/// reconcile and watch, and a service's are copied into each of its revisions.
+pub(crate) fn validate_annotations(
+    annotations: &std::collections::BTreeMap<String, String>,
+    path: &str,
+    r: &mut Report,
+) {
+    let total: usize = annotations.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if total > MAX_ANNOTATION_BYTES {
+        r.error(
+            path,
+            format!(
+                "are {total} bytes (keys and values together): at most {MAX_ANNOTATION_BYTES} (256 KiB) are allowed, as in Kubernetes; keep large data out of annotations"
+            ),
+        );
+    }
+}
+
+/// A NUL byte cannot be passed to a process (its environment and arguments are C
+/// strings): refused now rather than failing at every start.
+fn validate_no_nul(value: &str, path: String, r: &mut Report) {
+    if value.contains('\0') {
+        r.error(
+            path,
+            "contains a NUL byte, which a process's environment and arguments cannot hold",
+        );
+    }
+}
+
 /// Annotations whose value must be a non-negative integer.
 const INTEGER_ANNOTATIONS: [&str; 3] = [keys::MIN_SCALE, keys::MAX_SCALE, keys::INITIAL_SCALE];
 
@@ -86,9 +118,15 @@ pub fn validate_service(svc: &Service) -> Report {
         });
     }
     r.unsupported("metadata", "finalizers", &svc.metadata.finalizers);
+    validate_annotations(&svc.metadata.annotations, "metadata.annotations", &mut r);
 
     let template = &svc.spec.template;
     r.unsupported("spec.template.metadata", "name", &template.metadata.name);
+    validate_annotations(
+        &template.metadata.annotations,
+        "spec.template.metadata.annotations",
+        &mut r,
+    );
     for (key, value) in &template.metadata.annotations {
         if INTEGER_ANNOTATIONS.contains(&key.as_str()) && value.trim().parse::<u32>().is_err() {
             r.error(
@@ -103,10 +141,10 @@ pub fn validate_service(svc: &Service) -> Report {
         r.error(format!("metadata.annotations.{key}"), problem);
     }
     if let Some(v) = svc.metadata.annotations.get(crate::keys::ROLLOUT_DURATION) {
-        if crate::duration::parse_duration(v).is_none() {
+        if let Err(e) = crate::duration::parse(v) {
             r.error(
                 format!("metadata.annotations.{}", crate::keys::ROLLOUT_DURATION),
-                format!("{v:?} is not a duration like 380s"),
+                e.to_string(),
             );
         }
     }
@@ -189,7 +227,15 @@ fn validate_container(c: &Container, path: &str, r: &mut Report) {
                 format!("{} is reserved by the runtime contract", env.name),
             );
         }
+        if let Some(value) = &env.value {
+            validate_no_nul(value, format!("{path}.env[{i}].value"), r);
+        }
         r.unsupported(&format!("{path}.env[{i}]"), "valueFrom", &env.value_from);
+    }
+    for (field, list) in [("command", &c.command), ("args", &c.args)] {
+        for (i, arg) in list.iter().enumerate() {
+            validate_no_nul(arg, format!("{path}.{field}[{i}]"), r);
+        }
     }
     if c.ports.len() > 1 {
         r.error(
@@ -393,6 +439,89 @@ mod tests {
         assert!(paths.contains(&"spec.template.spec.containers[0].env[0].name"));
         assert!(
             paths.contains(&"spec.template.metadata.annotations.autoscaling.knative.dev/min-scale")
+        );
+    }
+    #[test]
+    fn annotations_over_256_kib_in_total_name_metadata_annotations() {
+        let mut svc = service("hello", image("x"));
+        // Keys count too: 2 keys of 1 byte and values that fill the limit exactly.
+        let half = MAX_ANNOTATION_BYTES / 2 - 1;
+        svc.metadata
+            .annotations
+            .insert("a".into(), "v".repeat(half));
+        svc.metadata
+            .annotations
+            .insert("b".into(), "v".repeat(half));
+        assert!(validate_service(&svc).errors.is_empty());
+        svc.metadata.annotations.insert("c".into(), String::new());
+        let r = validate_service(&svc);
+        assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+        assert_eq!(r.errors[0].path, "metadata.annotations");
+        assert!(
+            r.errors[0].message.contains("262145 bytes"),
+            "{:?}",
+            r.errors
+        );
+
+        let mut svc = service("hello", image("x"));
+        svc.spec
+            .template
+            .metadata
+            .annotations
+            .insert("big".into(), "v".repeat(3 << 20));
+        let paths: Vec<_> = validate_service(&svc)
+            .errors
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        assert_eq!(paths, ["spec.template.metadata.annotations"]);
+    }
+
+    #[test]
+    fn a_nul_byte_in_env_or_arguments_names_the_field() {
+        let mut c = image("x");
+        c.env.push(crate::serving::EnvVar {
+            name: "GREETING".into(),
+            value: Some("hello\0world".into()),
+            value_from: None,
+        });
+        c.env.push(crate::serving::EnvVar {
+            name: "A\0B".into(),
+            value: Some("ok".into()),
+            value_from: None,
+        });
+        c.args = vec!["--ok".into(), "bad\0".into()];
+        let r = validate_service(&service("hello", c));
+        let paths: Vec<_> = r.errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "spec.template.spec.containers[0].env[0].value",
+                "spec.template.spec.containers[0].env[1].name",
+                "spec.template.spec.containers[0].args[1]",
+            ],
+            "{:?}",
+            r.errors
+        );
+        assert!(r.errors[0].message.contains("NUL byte"), "{:?}", r.errors);
+    }
+
+    #[test]
+    fn an_overflowing_rollout_duration_is_an_error_not_a_panic() {
+        let mut svc = service("hello", image("x"));
+        svc.metadata.annotations.insert(
+            keys::ROLLOUT_DURATION.into(),
+            "99999999999999999999h".into(),
+        );
+        let r = validate_service(&svc);
+        assert_eq!(
+            r.errors[0].path,
+            "metadata.annotations.serving.knative.dev/rollout-duration"
+        );
+        assert!(
+            r.errors[0].message.contains("is too long"),
+            "{:?}",
+            r.errors
         );
     }
 }
