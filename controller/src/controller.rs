@@ -2,7 +2,6 @@
 //! (replica readiness changed) and by a periodic resync, drained by one worker so that
 //! reconcilers never race each other.
 
-use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,59 +12,45 @@ use paas_api::sources::PingSource;
 use paas_api::{Configuration, Object, Revision, Route, Service};
 use paas_gateway::RevisionKey;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::mpsc;
+use tokio::time::Instant;
 
+use crate::changed::Changed;
 use crate::reconcile::{self, configuration_of, Action, Context};
 use crate::store::{key_of, ObjectKey, StoreExt, WatchEvent};
 
 /// Everything is looked at again this often, whatever the events said.
 const RESYNC: Duration = Duration::from_secs(30);
 
-#[derive(Debug, Default)]
-struct WorkQueue {
-    queue: VecDeque<ObjectKey>,
-    queued: HashSet<ObjectKey>,
-}
-
-impl WorkQueue {
-    fn push(&mut self, key: ObjectKey) {
-        if self.queued.insert(key.clone()) {
-            self.queue.push_back(key);
-        }
-    }
-
-    fn pop(&mut self) -> Option<ObjectKey> {
-        let key = self.queue.pop_front()?;
-        self.queued.remove(&key);
-        Some(key)
-    }
-}
+type WorkQueue = crate::work_queue::WorkQueue<ObjectKey>;
 
 /// Run the controller until the task is dropped.
-pub async fn run(ctx: Arc<Context>, mut fleet_changes: mpsc::UnboundedReceiver<RevisionKey>) {
+pub async fn run(ctx: Arc<Context>, fleet_changes: Arc<Changed<RevisionKey>>) {
     let mut watch = ctx.store.watch();
-    let (requeue_tx, mut requeue_rx) = mpsc::unbounded_channel::<ObjectKey>();
     let mut queue = WorkQueue::default();
     enqueue_all(&ctx, &mut queue).await;
     let mut adopted = false;
     let mut resync = tokio::time::interval(RESYNC);
     resync.tick().await;
     loop {
-        while let Some(key) = queue.pop() {
+        while let Some(key) = queue.pop(Instant::now()) {
             let started = std::time::Instant::now();
             match reconcile_key(&ctx, &key, &mut queue).await {
-                Ok(Action::Done) => {}
-                Ok(Action::RequeueAfter(after)) => requeue_later(&requeue_tx, key.clone(), after),
+                Ok(action) => {
+                    queue.succeeded(&key);
+                    if let Action::RequeueAfter(after) = action {
+                        queue.push_at(key.clone(), Instant::now() + after);
+                    }
+                }
                 Err(e) => {
-                    tracing::warn!(object = %key, error = %e, "reconcile failed; retrying");
-                    requeue_later(&requeue_tx, key.clone(), Duration::from_millis(500));
+                    let after = queue.retry_failed(key.clone(), Instant::now());
+                    tracing::warn!(object = %key, error = %e, retry_in = ?after, "reconcile failed");
                 }
             }
             tracing::trace!(object = %key, took_us = started.elapsed().as_micros() as u64, "reconciled");
             // Drain events that arrived meanwhile before the next key, so dependents
             // are queued in order.
             drain_watch(&ctx, &mut watch, &mut queue).await;
-            while let Ok(k) = fleet_changes.try_recv() {
+            for k in fleet_changes.take() {
                 queue.push(key_of::<Revision>(&k.namespace, &k.name));
             }
         }
@@ -74,21 +59,26 @@ pub async fn run(ctx: Arc<Context>, mut fleet_changes: mpsc::UnboundedReceiver<R
             ctx.fleet.adoption_done();
             adopted = true;
         }
+        let next_due = queue.next_due();
         tokio::select! {
             event = watch.recv() => handle_event(&ctx, event, &mut queue).await,
-            Some(k) = fleet_changes.recv() => queue.push(key_of::<Revision>(&k.namespace, &k.name)),
-            Some(k) = requeue_rx.recv() => queue.push(k),
+            changed = fleet_changes.wait() => {
+                for k in changed {
+                    queue.push(key_of::<Revision>(&k.namespace, &k.name));
+                }
+            }
+            () = sleep_until(next_due) => {}
             _ = resync.tick() => enqueue_all(&ctx, &mut queue).await,
         }
     }
 }
 
-fn requeue_later(tx: &mpsc::UnboundedSender<ObjectKey>, key: ObjectKey, after: Duration) {
-    let tx = tx.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(after).await;
-        let _ = tx.send(key);
-    });
+/// Sleep until `at`, or for ever when nothing is due.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn drain_watch(
@@ -111,6 +101,7 @@ async fn handle_event(ctx: &Context, event: Result<WatchEvent, RecvError>, queue
     let key = match event {
         Ok(WatchEvent::Upserted(k)) => k,
         Ok(WatchEvent::Deleted(k)) => {
+            queue.forget(&k);
             if k.kind == Revision::KIND {
                 forget_deleted_revisions(ctx).await;
             }

@@ -12,7 +12,9 @@ use std::time::Duration;
 use paas_gateway::{RevisionKey, RoutingTable};
 use paas_runtime::probe::{is_ready, ReadinessCheck};
 use paas_runtime::{Replica, ReplicaSpec, ReplicaState, Runtime};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
+
+use crate::changed::Changed;
 use tokio::time::Instant;
 
 /// How often a replica that is not ready yet is probed: very often right after it
@@ -122,7 +124,7 @@ pub struct Fleet {
     table: Arc<RoutingTable>,
     state: Mutex<HashMap<String, RevisionState>>,
     /// Tells the controller which revision's status may have changed.
-    changes: mpsc::UnboundedSender<RevisionKey>,
+    changes: Arc<Changed<RevisionKey>>,
     wake: Notify,
     /// The autoscaler's counts, by revision; kept apart so that a reconcile never
     /// overrides them.
@@ -142,7 +144,7 @@ impl Fleet {
     pub fn new(
         runtime: Arc<dyn Runtime>,
         table: Arc<RoutingTable>,
-        changes: mpsc::UnboundedSender<RevisionKey>,
+        changes: Arc<Changed<RevisionKey>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             runtime,
@@ -557,7 +559,7 @@ impl Fleet {
                 Err(e) => {
                     tracing::warn!(revision = %desired.key, error = %e, "starting a replica failed");
                     rev.observed.start_error = Some(e.to_string());
-                    let _ = self.changes.send(desired.key.clone());
+                    self.changes.tell(desired.key.clone());
                 }
             }
         }
@@ -719,7 +721,7 @@ impl Fleet {
                 if ready > 0 {
                     rev.observed.failure = None;
                 }
-                let _ = self.changes.send(d.key.clone());
+                self.changes.tell(d.key.clone());
             }
         }
     }

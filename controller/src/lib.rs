@@ -1,6 +1,7 @@
 //! The control plane: the store, the reconcilers that turn Services into running
 //! revisions and routes, the fleet that keeps replicas at their counts, and the REST API.
 
+pub mod changed;
 pub mod clusters;
 pub mod collector;
 pub mod controller;
@@ -9,3 +10,4 @@ pub mod reconcile;
 pub mod rest;
 pub mod store;
 pub mod ticker;
+pub mod work_queue;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use paas_autoscaler::{Autoscaler, AutoscalerConfig};
+use paas_controller::changed::Changed;
 use paas_controller::clusters::SourceClusters;
 use paas_controller::fleet::Fleet;
 use paas_controller::reconcile::Context;
@@ -101,8 +102,8 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path, given_token: Option<String
         .context("cannot record the API address in the data directory")?;
 
     let table = RoutingTable::new();
-    let (changes_tx, changes_rx) = tokio::sync::mpsc::unbounded_channel();
-    let fleet = Fleet::new(runtime.clone(), table.clone(), changes_tx);
+    let fleet_changes = Arc::new(Changed::default());
+    let fleet = Fleet::new(runtime.clone(), table.clone(), fleet_changes.clone());
     let autoscaler = Autoscaler::new(autoscaler_config, fleet.clone());
     let event_log: Arc<dyn EventLog> = match &args.kafka {
         Some(bootstrap) => {
@@ -149,7 +150,7 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path, given_token: Option<String
     );
     tasks.spawn(
         "controller",
-        paas_controller::controller::run(ctx.clone(), changes_rx),
+        paas_controller::controller::run(ctx.clone(), fleet_changes),
     );
     tasks.spawn(
         "API server",
