@@ -25,6 +25,8 @@ mod functions;
 mod lexer;
 mod like;
 mod parser;
+#[cfg(test)]
+mod properties;
 mod value;
 
 use std::fmt;
