@@ -240,3 +240,58 @@ async fn a_new_groups_start_survives_a_crash_before_its_first_commit() {
     let got = read(&log, "g", InitialOffset::Latest, 3).await;
     assert_eq!(got.iter().map(|(o, _)| *o).collect::<Vec<_>>(), [3, 4, 5]);
 }
+
+/// Opening a topic reads its files (its last segment may be 64 MiB): that is done on
+/// the blocking pool, never on an async worker. Here a group's offset file is a FIFO,
+/// whose read waits until someone writes it, as a read from a stalled disk would; the
+/// runtime has one thread, so a read on it would stall the test itself, until a
+/// watchdog thread writes the FIFO after a deadline and says so.
+#[tokio::test]
+async fn opening_a_topic_never_blocks_an_async_worker() {
+    let d = dir("stalled-disk");
+    {
+        let log = EmbeddedLog::open(&d, Retention::default()).unwrap();
+        log.ensure_topic("t").await.unwrap();
+    }
+    let fifo = d.join("t").join("groups").join("g.offset");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo {}", fifo.display());
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let disk = fifo.clone();
+    let watchdog = std::thread::spawn(move || {
+        let fired = released.recv_timeout(Duration::from_secs(20)).is_err();
+        // Opening a FIFO to write waits for its reader: the topic being opened.
+        std::fs::write(&disk, "0").unwrap();
+        fired
+    });
+    let log = EmbeddedLog::open(&d, Retention::default()).unwrap();
+    let (started, start) = tokio::sync::oneshot::channel();
+    let opening = tokio::spawn({
+        let log = log.clone();
+        async move {
+            started.send(()).unwrap();
+            log.append("t", vec![record(0)]).await
+        }
+    });
+    start.await.unwrap();
+    // This task runs while the topic is being opened.
+    tokio::task::yield_now().await;
+    let waiting = !opening.is_finished();
+    let _ = release.send(());
+    assert!(
+        !watchdog.join().unwrap(),
+        "opening the topic blocked the async worker until the watchdog wrote the FIFO"
+    );
+    assert!(waiting, "the append waits for the disk");
+    let appended = tokio::time::timeout(Duration::from_secs(30), opening)
+        .await
+        .expect("the append finishes once the disk answers")
+        .unwrap()
+        .unwrap();
+    assert_eq!(appended[0].offset, 0);
+    let got = read(&log, "g", InitialOffset::Earliest, 1).await;
+    assert_eq!(got[0].0, 0, "the group starts where its file said it was");
+}

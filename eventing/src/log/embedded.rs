@@ -4,6 +4,12 @@
 //! Appends go through one writer thread per topic that takes every request waiting,
 //! writes them in one go and fsyncs once (group commit), so that many producers share
 //! each fsync. Records become visible to readers only after their fsync.
+//!
+//! Nothing here touches the disk on an async worker (the gateway's workers run the
+//! broker ingress, and a slow disk must not stall them): deleting a topic is done by
+//! the topic's writer thread, after the appends queued before it; opening a topic
+//! (which reads its last segment, up to a segment's size, to find its end) and making
+//! one run on tokio's blocking pool.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -46,7 +52,19 @@ const OFFSET_FLUSH: Duration = Duration::from_millis(50);
 pub struct EmbeddedLog {
     root: PathBuf,
     retention: Retention,
-    topics: Mutex<HashMap<String, Arc<Topic>>>,
+    topics: Mutex<HashMap<String, OpenTopic>>,
+    /// Topics are opened, made and deleted one at a time: a topic is never opened
+    /// twice (two writers on one file), nor while it is being deleted.
+    admin: tokio::sync::Mutex<()>,
+}
+
+/// A topic the log has open: its state, shared with its readers and its writer, and
+/// the way to its writer. The writer holds the state only, so it ends once every
+/// sender is gone (the topic was deleted, or the log dropped).
+#[derive(Debug, Clone)]
+struct OpenTopic {
+    topic: Arc<Topic>,
+    writer: mpsc::Sender<Request>,
 }
 
 #[derive(Debug, Clone)]
@@ -72,8 +90,20 @@ pub(crate) struct Topic {
     pub(crate) state: Mutex<TopicState>,
     /// `next_offset` after each durable append, for readers waiting at the end.
     pub(crate) durable: watch::Sender<i64>,
-    appends: Mutex<mpsc::Sender<AppendRequest>>,
     groups: Mutex<HashMap<String, (i64, bool)>>,
+}
+
+/// What a topic's writer thread does, in the order asked.
+enum Request {
+    Append(AppendRequest),
+    Control(Control),
+}
+
+enum Control {
+    /// Remove the topic's directory; the writer ends.
+    Delete {
+        reply: oneshot::Sender<Result<(), LogError>>,
+    },
 }
 
 struct AppendRequest {
@@ -92,6 +122,21 @@ fn backend(topic: &str, what: &str, e: impl std::fmt::Display) -> LogError {
     }
 }
 
+/// Run a piece of disk work on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    topic: &str,
+    f: impl FnOnce() -> Result<T, LogError> + Send + 'static,
+) -> Result<T, LogError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| backend(topic, "a disk task ended early", e))?
+}
+
+/// Where a group's committed offset is saved.
+fn group_file(dir: &Path, group: &str) -> PathBuf {
+    dir.join("groups").join(format!("{group}.offset"))
+}
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -107,29 +152,45 @@ impl EmbeddedLog {
             root: root.to_owned(),
             retention,
             topics: Mutex::new(HashMap::new()),
+            admin: tokio::sync::Mutex::new(()),
         }))
     }
 
-    fn topic(&self, name: &str) -> Result<Arc<Topic>, LogError> {
-        if let Some(t) = lock(&self.topics).get(name) {
-            return Ok(t.clone());
+    fn cached(&self, name: &str) -> Option<OpenTopic> {
+        lock(&self.topics).get(name).cloned()
+    }
+
+    /// The topic `name`, opened if it is not open yet; made first when `create`.
+    async fn topic(&self, name: &str, create: bool) -> Result<OpenTopic, LogError> {
+        if let Some(t) = self.cached(name) {
+            return Ok(t);
         }
-        let dir = self.root.join(name);
-        if !dir.is_dir() {
-            return Err(LogError::NoSuchTopic {
-                topic: name.to_owned(),
-            });
+        let _admin = self.admin.lock().await;
+        if let Some(t) = self.cached(name) {
+            return Ok(t);
         }
-        let topic = Topic::open(name, &dir, self.retention)?;
-        Ok(lock(&self.topics)
-            .entry(name.to_owned())
-            .or_insert(topic)
-            .clone())
+        let (dir, topic, retention) = (self.root.join(name), name.to_owned(), self.retention);
+        let open = blocking(name, move || {
+            if !dir.is_dir() {
+                if !create {
+                    return Err(LogError::NoSuchTopic { topic });
+                }
+                fs::create_dir_all(&dir).map_err(|e| backend(&topic, "creating the topic", e))?;
+            }
+            Topic::open(&topic, &dir, retention)
+        })
+        .await?;
+        lock(&self.topics).insert(name.to_owned(), open.clone());
+        Ok(open)
     }
 
     /// Write every group's committed offset to disk now (at shutdown).
     pub fn flush_offsets(&self) {
-        for t in lock(&self.topics).values() {
+        let topics: Vec<Arc<Topic>> = lock(&self.topics)
+            .values()
+            .map(|t| t.topic.clone())
+            .collect();
+        for t in topics {
             t.flush_offsets();
         }
     }
@@ -146,7 +207,8 @@ fn valid_topic_name(name: &str) -> bool {
 }
 
 impl Topic {
-    fn open(name: &str, dir: &Path, retention: Retention) -> Result<Arc<Self>, LogError> {
+    /// Read the topic in `dir` and start its writer. Blocking: reads the last segment.
+    fn open(name: &str, dir: &Path, retention: Retention) -> Result<OpenTopic, LogError> {
         fs::create_dir_all(dir.join("groups"))
             .map_err(|e| backend(name, "creating the topic directory", e))?;
         let mut segments = Vec::new();
@@ -210,7 +272,6 @@ impl Topic {
                 next_offset,
             }),
             durable,
-            appends: Mutex::new(tx),
             groups: Mutex::new(groups),
         });
         let writer = topic.clone();
@@ -218,28 +279,40 @@ impl Topic {
             .name(format!("log-{name}"))
             .spawn(move || writer.write_loop(&rx, retention))
             .map_err(|e| backend(name, "starting the writer", e))?;
-        Ok(topic)
+        Ok(OpenTopic { topic, writer: tx })
     }
 
     /// The writer thread: group commit of every waiting append, one fsync each round.
-    fn write_loop(&self, rx: &mpsc::Receiver<AppendRequest>, retention: Retention) {
+    /// It ends when the topic is deleted, or when no one can send to it any more.
+    fn write_loop(&self, rx: &mpsc::Receiver<Request>, retention: Retention) {
         let mut file = match self.open_active() {
             Ok(f) => f,
             Err(e) => {
                 // Every append will fail with this; nothing else to do on this thread.
                 tracing::error!(topic = %self.name, error = %e, "cannot open the active segment");
                 while let Ok(req) = rx.recv() {
-                    let _ = req.reply.send(Err(backend(
-                        &self.name,
-                        "the active segment is unusable",
-                        &e,
-                    )));
+                    match req {
+                        Request::Append(a) => {
+                            let _ = a.reply.send(Err(backend(
+                                &self.name,
+                                "the active segment is unusable",
+                                &e,
+                            )));
+                        }
+                        Request::Control(c) => {
+                            if !self.control(c) {
+                                return;
+                            }
+                        }
+                    }
                 }
                 return;
             }
         };
         let mut buf = BytesMut::with_capacity(1 << 20);
         let mut last_flush = std::time::Instant::now();
+        // A delete found while gathering appends: done after them.
+        let mut held = None;
         loop {
             // Offsets are saved on a clock, busy or idle: a crash re-delivers at most
             // what was committed since.
@@ -247,18 +320,34 @@ impl Topic {
                 self.flush_offsets();
                 last_flush = std::time::Instant::now();
             }
-            let first = match rx.recv_timeout(OFFSET_FLUSH) {
-                Ok(r) => r,
-                Err(mpsc::RecvTimeoutError::Timeout) => continue,
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    self.flush_offsets();
+            let first = match held.take() {
+                Some(r) => r,
+                None => match rx.recv_timeout(OFFSET_FLUSH) {
+                    Ok(r) => r,
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        self.flush_offsets();
+                        return;
+                    }
+                },
+            };
+            let first = match first {
+                Request::Append(a) => a,
+                Request::Control(c) => {
+                    if self.control(c) {
+                        continue;
+                    }
                     return;
                 }
             };
             let mut batch = vec![first];
             while batch.len() < 4096 {
                 match rx.try_recv() {
-                    Ok(r) => batch.push(r),
+                    Ok(Request::Append(a)) => batch.push(a),
+                    Ok(control) => {
+                        held = Some(control);
+                        break;
+                    }
                     Err(_) => break,
                 }
             }
@@ -309,6 +398,26 @@ impl Topic {
             }
             if let Some(f) = self.roll_and_retain(retention) {
                 file = f;
+            }
+        }
+    }
+
+    /// Delete the topic; whether the writer goes on.
+    fn control(&self, control: Control) -> bool {
+        match control {
+            Control::Delete { reply } => {
+                // The offsets go with the directory: none is saved again.
+                lock(&self.groups).clear();
+                let removed = match fs::remove_dir_all(&self.dir) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(backend(
+                        &self.name,
+                        &format!("deleting the topic ({})", self.dir.display()),
+                        e,
+                    )),
+                    _ => Ok(()),
+                };
+                let _ = reply.send(removed);
+                false
             }
         }
     }
@@ -413,7 +522,7 @@ impl Topic {
                 .collect()
         };
         for (group, offset) in dirty {
-            let path = self.dir.join("groups").join(format!("{group}.offset"));
+            let path = group_file(&self.dir, &group);
             let tmp = path.with_extension("tmp");
             let written = File::create(&tmp)
                 .and_then(|mut f| {
@@ -478,30 +587,48 @@ impl EventLog for EmbeddedLog {
                 "use letters, digits, '.', '_' and '-'",
             ));
         }
-        let dir = self.root.join(topic);
-        if !dir.is_dir() {
-            fs::create_dir_all(&dir).map_err(|e| backend(topic, "creating the topic", e))?;
-        }
-        self.topic(topic).map(|_| ())
+        self.topic(topic, true).await.map(|_| ())
     }
 
     async fn delete_topic(&self, topic: &str) -> Result<(), LogError> {
-        lock(&self.topics).remove(topic);
-        let dir = self.root.join(topic);
-        if dir.is_dir() {
-            fs::remove_dir_all(&dir).map_err(|e| backend(topic, "deleting the topic", e))?;
+        let _admin = self.admin.lock().await;
+        let open = lock(&self.topics).remove(topic);
+        if let Some(open) = open {
+            // The writer deletes the directory after the appends queued before, then
+            // ends; the topic's readers keep their state until they are dropped.
+            let (reply, done) = oneshot::channel();
+            if open
+                .writer
+                .send(Request::Control(Control::Delete { reply }))
+                .is_ok()
+            {
+                if let Ok(deleted) = done.await {
+                    return deleted;
+                }
+            }
         }
-        Ok(())
+        let dir = self.root.join(topic);
+        let name = topic.to_owned();
+        blocking(topic, move || match fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(backend(&name, "deleting the topic", e))
+            }
+            _ => Ok(()),
+        })
+        .await
     }
 
     async fn append(&self, topic: &str, records: Vec<Record>) -> Result<Vec<Position>, LogError> {
-        let t = self.topic(topic)?;
+        let t = self.topic(topic, false).await?;
         let (reply, done) = oneshot::channel();
-        lock(&t.appends)
-            .send(AppendRequest { records, reply })
-            .map_err(|_| backend(topic, "appending", "the writer stopped"))?;
-        done.await
-            .map_err(|_| backend(topic, "appending", "the writer stopped"))?
+        // A writer that is gone was deleted with its topic.
+        let gone = || LogError::NoSuchTopic {
+            topic: topic.to_owned(),
+        };
+        t.writer
+            .send(Request::Append(AppendRequest { records, reply }))
+            .map_err(|_| gone())?;
+        done.await.map_err(|_| gone())?
     }
 
     async fn subscribe(
@@ -510,18 +637,24 @@ impl EventLog for EmbeddedLog {
         group: &str,
         initial: InitialOffset,
     ) -> Result<Box<dyn Subscription>, LogError> {
-        let t = self.topic(topic)?;
-        let start = match t.committed(group) {
-            Some(o) => o,
-            None => {
-                let start = match initial {
-                    InitialOffset::Earliest => t.earliest(),
-                    InitialOffset::Latest => lock(&t.state).next_offset,
-                };
-                t.register(group, start);
-                start
-            }
-        };
+        let t = self.topic(topic, false).await?.topic;
+        let (registering, name) = (t.clone(), group.to_owned());
+        // A new group's start is saved (fsynced) before this returns.
+        let start = blocking(topic, move || {
+            let t = registering;
+            Ok(match t.committed(&name) {
+                Some(o) => o,
+                None => {
+                    let start = match initial {
+                        InitialOffset::Earliest => t.earliest(),
+                        InitialOffset::Latest => lock(&t.state).next_offset,
+                    };
+                    t.register(&name, start);
+                    start
+                }
+            })
+        })
+        .await?;
         Ok(Box::new(EmbeddedSubscription::new(
             t,
             group.to_owned(),
