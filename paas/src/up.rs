@@ -141,6 +141,12 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path, given_token: Option<String
         clock: chrono::Utc::now,
     });
 
+    // The routes the store holds are served from the first request on: a restarted paas
+    // must not answer 404 for services that exist while the controller catches up
+    // (their requests wait, as for a cold start, until replicas are ready).
+    if let Err(e) = paas_controller::reconcile::route::publish(&ctx).await {
+        tracing::warn!(error = %e, "loading the stored routes failed; the controller retries");
+    }
     let mut tasks = CoreTasks::default();
     tasks.spawn("fleet", fleet.run());
     tasks.spawn("autoscaler", autoscaler.clone().run());

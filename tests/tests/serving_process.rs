@@ -2,7 +2,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use paas_e2e::{binary, Platform, RuntimeKind};
 
@@ -90,4 +92,85 @@ fn restart_on_the_same_data_dir_brings_services_back() {
         "Hello World!\n"
     );
     assert_eq!(p.items("revisions").len(), 1);
+}
+
+#[test]
+fn a_restart_under_steady_load_answers_no_404() {
+    let mut p = Platform::start(RuntimeKind::Process);
+    let hello = binary("hello");
+    p.paas_ok(&[
+        "deploy",
+        "hello",
+        "--cmd",
+        hello.to_str().unwrap(),
+        "--annotation",
+        "autoscaling.knative.dev/min-scale=1",
+    ]);
+    let port = p.http_port;
+    let statuses = Arc::new(Mutex::new(Vec::<u16>::new()));
+    let done = Arc::new(AtomicBool::new(false));
+    let load = std::thread::spawn({
+        let (statuses, done) = (statuses.clone(), done.clone());
+        move || {
+            let host = format!("hello.default.localhost:{port}");
+            while !done.load(Ordering::Relaxed) {
+                // 0: no connection (paas is down between kill and boot).
+                let status =
+                    paas_e2e::http(port, &host, "GET", "/", &[], None).map_or(0, |r| r.status);
+                statuses.lock().unwrap().push(status);
+                if status == 0 {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    });
+    let ok_count = |statuses: &Mutex<Vec<u16>>| {
+        statuses
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| **s == 200)
+            .count()
+    };
+    let wait_for_ok = |at_least: usize| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while ok_count(&statuses) < at_least {
+            assert!(
+                Instant::now() < deadline,
+                "only {} answers of 200",
+                ok_count(&statuses)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for_ok(50);
+    p.kill9();
+    let before = statuses.lock().unwrap().len();
+    p.boot();
+    wait_for_ok(ok_count(&statuses) + 200);
+    done.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    let statuses = statuses.lock().unwrap();
+    let after: Vec<u16> = statuses[before..].to_vec();
+    let count = |code: u16| after.iter().filter(|s| **s == code).count();
+    println!(
+        "after the restart: {} requests, {} answered 200, {} refused while paas was down, others {:?}",
+        after.len(),
+        count(200),
+        count(0),
+        after.iter().filter(|s| **s != 200 && **s != 0).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        count(404),
+        0,
+        "a restarted paas answered 404 for a service that exists"
+    );
+    assert!(
+        after.iter().all(|s| *s == 200 || *s == 0),
+        "{:?}",
+        after
+            .iter()
+            .filter(|s| **s != 200 && **s != 0)
+            .collect::<Vec<_>>()
+    );
 }
