@@ -14,8 +14,11 @@ use paas_runtime::probe::{is_ready, ReadinessCheck};
 use paas_runtime::{Replica, ReplicaSpec, ReplicaState, Runtime};
 use tokio::sync::Notify;
 
-use crate::changed::Changed;
+use chrono::Timelike as _;
 use tokio::time::Instant;
+
+use crate::changed::Changed;
+use crate::crash_backoff::CrashBackoff;
 
 /// How often a replica that is not ready yet is probed: very often right after it
 /// starts (most apps listen within milliseconds and a cold request is waiting), then
@@ -94,6 +97,10 @@ pub struct Observed {
     pub failure: Option<String>,
     /// Set when replicas cannot be started at all (no image, no command...).
     pub start_error: Option<String>,
+    /// Crashes in a row (exits, failed starts, replicas never ready).
+    pub restarts: u32,
+    /// While starts are held back after crashes: when the next one may happen.
+    pub next_start: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug)]
@@ -116,6 +123,34 @@ struct RevisionState {
     observed: Observed,
     /// The revision was deleted: once its replicas are gone, it is forgotten.
     removed: bool,
+    /// Starts wait after crashes, as Kubernetes' CrashLoopBackOff.
+    backoff: CrashBackoff,
+}
+
+impl RevisionState {
+    /// A replica crashed, or could not be started: hold the next start back.
+    fn crashed(&mut self, now: Instant) {
+        if !self.backoff.may_start(now) {
+            // Already held back: replicas of one batch failing together are one crash.
+            return;
+        }
+        let delay = self.backoff.crashed(now);
+        self.observed.restarts = self.backoff.crashes;
+        // Whole seconds: the time is shown to users and compared between reconciles.
+        let delay = chrono::Duration::seconds(delay.as_secs().try_into().unwrap_or(i64::MAX));
+        self.observed.next_start = chrono::Utc::now()
+            .checked_add_signed(delay)
+            .and_then(|t| t.with_nanosecond(0));
+    }
+
+    /// Whether a replica may be started now, clearing the shown back-off once it may.
+    fn may_start(&mut self, now: Instant) -> bool {
+        let may = self.backoff.may_start(now);
+        if may {
+            self.observed.next_start = None;
+        }
+        may
+    }
 }
 
 #[derive(Debug)]
@@ -345,12 +380,14 @@ impl Fleet {
                     continue;
                 };
                 // Replicas that ended, or that never got ready in time, are replaced.
+                let mut crashed_now = false;
                 rev.replicas.retain(|t| {
                     let listed_state = listed.iter().find(|r| r.id == t.id).map(|r| r.state);
                     match listed_state {
                         None => false,
                         Some(ReplicaState::Exited { code }) => {
                             exited.push((t.id.clone(), desired.key.to_string(), code));
+                            crashed_now = true;
                             false
                         }
                         Some(_)
@@ -362,12 +399,17 @@ impl Fleet {
                                 paas_runtime::short(&t.id),
                                 STARTUP_DEADLINE.as_secs()
                             ));
+                            crashed_now = true;
                             to_stop.push((t.id.clone(), Some(uid.clone())));
                             false
                         }
                         Some(_) => true,
                     }
                 });
+                if crashed_now {
+                    rev.crashed(now);
+                    self.changes.tell(desired.key.clone());
+                }
                 let want = desired.replicas as usize;
                 let (mut active, mut frozen): (Vec<Tracked>, Vec<Tracked>) =
                     std::mem::take(&mut rev.replicas)
@@ -394,8 +436,10 @@ impl Fleet {
                         to_thaw.push(t.id.clone());
                         active.push(t);
                     }
-                    for _ in active.len()..want {
-                        to_start.push((uid.clone(), desired.clone()));
+                    if active.len() < want && rev.may_start(now) {
+                        for _ in active.len()..want {
+                            to_start.push((uid.clone(), desired.clone()));
+                        }
                     }
                 } else if active.len() > want {
                     // Ready replicas stay; those not ready yet go first, they serve nobody.
@@ -509,8 +553,10 @@ impl Fleet {
                     to_thaw.push(t.id.clone());
                     missing -= 1;
                 }
-                for _ in 0..missing {
-                    to_start.push((uid.clone(), desired.clone()));
+                if missing > 0 && rev.may_start(now) {
+                    for _ in 0..missing {
+                        to_start.push((uid.clone(), desired.clone()));
+                    }
                 }
             }
         }
@@ -559,6 +605,7 @@ impl Fleet {
                 Err(e) => {
                     tracing::warn!(revision = %desired.key, error = %e, "starting a replica failed");
                     rev.observed.start_error = Some(e.to_string());
+                    rev.crashed(Instant::now());
                     self.changes.tell(desired.key.clone());
                 }
             }
@@ -788,5 +835,100 @@ impl paas_autoscaler::Scaler for Fleet {
     ) -> Result<(), paas_autoscaler::ScaleError> {
         Fleet::scale(self, revision, replicas);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A runtime whose replicas never start.
+    #[derive(Debug, Default)]
+    struct NeverStarts {
+        tries: AtomicU32,
+    }
+
+    #[async_trait::async_trait]
+    impl Runtime for NeverStarts {
+        fn name(&self) -> &'static str {
+            "never-starts"
+        }
+        fn check(&self, _spec: &ReplicaSpec) -> paas_runtime::Result<()> {
+            Ok(())
+        }
+        async fn start(&self, spec: &ReplicaSpec) -> paas_runtime::Result<Replica> {
+            self.tries.fetch_add(1, Ordering::Relaxed);
+            Err(paas_runtime::Error::Spawn {
+                command: spec.command.join(" "),
+                source: std::io::Error::other("no such file"),
+            })
+        }
+        async fn stop(&self, _id: &str, _grace: Duration) -> paas_runtime::Result<()> {
+            Ok(())
+        }
+        async fn list(&self) -> paas_runtime::Result<Vec<Replica>> {
+            Ok(vec![])
+        }
+        async fn logs(&self, _id: &str, _tail: usize) -> paas_runtime::Result<Vec<String>> {
+            Ok(vec![])
+        }
+        async fn freeze(&self, _id: &str) -> paas_runtime::Result<()> {
+            Ok(())
+        }
+        async fn thaw(&self, _id: &str) -> paas_runtime::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn desired(key: &RevisionKey) -> Desired {
+        Desired {
+            key: key.clone(),
+            spec: ReplicaSpec {
+                namespace: key.namespace.clone(),
+                service: "broken".into(),
+                configuration: "broken".into(),
+                revision: key.name.clone(),
+                revision_uid: "uid-1".into(),
+                image: None,
+                command: vec!["/nonexistent/server".into()],
+                args: vec![],
+                env: vec![],
+                port: 8080,
+            },
+            check: ReadinessCheck::Tcp,
+            period: Duration::from_secs(10),
+            failure_threshold: 3,
+            timeout: Duration::from_secs(300),
+            container_concurrency: 0,
+            idle: IdlePolicy::Stop,
+            replicas: 0,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_revision_that_cannot_start_backs_off_as_crash_loop_back_off() {
+        let runtime = Arc::new(NeverStarts::default());
+        let changes = Arc::new(Changed::default());
+        let fleet = Fleet::new(runtime.clone(), RoutingTable::new(), changes.clone());
+        let key = RevisionKey {
+            namespace: "default".into(),
+            name: "broken-00001".into(),
+        };
+        fleet.set_desired("uid-1", desired(&key));
+        fleet.scale(&key, 1);
+        fleet.adoption_done();
+        let run = tokio::spawn(fleet.clone().run());
+        // Ten minutes of a fleet that syncs every second.
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        run.abort();
+        let tries = runtime.tries.load(Ordering::Relaxed);
+        // At 0, 10, 30, 70, 150, 310 s (then 610 s): not once a second.
+        assert_eq!(tries, 6, "{tries} tries in 10 minutes");
+        let observed = fleet.observed("uid-1");
+        assert_eq!(observed.restarts, 6);
+        assert!(observed.next_start.is_some(), "{observed:?}");
+        assert!(observed.start_error.is_some(), "{observed:?}");
+        assert_eq!(changes.take(), [key]);
     }
 }

@@ -5,6 +5,7 @@ pub mod changed;
 pub mod clusters;
 pub mod collector;
 pub mod controller;
+pub mod crash_backoff;
 pub mod fleet;
 pub mod reconcile;
 pub mod rest;

@@ -194,10 +194,18 @@ impl Runtime for ProcessRuntime {
             .stdout(log)
             .stderr(log_err)
             .process_group(0);
-        let child = cmd.spawn().map_err(|source| Error::Spawn {
-            command: spec.command.join(" "),
-            source,
-        })?;
+        let child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(source) => {
+                // Nothing ran, so nothing was logged: a revision retried for days must
+                // not leave a file per try.
+                let _ = std::fs::remove_file(&log_path);
+                return Err(Error::Spawn {
+                    command: spec.command.join(" "),
+                    source,
+                });
+            }
+        };
         let pid = child.id().ok_or_else(|| Error::Spawn {
             command: program.clone(),
             source: std::io::Error::other("exited at once"),
@@ -515,6 +523,22 @@ mod tests {
         .await
         .unwrap()
         .unwrap();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_command_that_cannot_run_leaves_no_file() {
+        let dir = tempdir("nofile");
+        let rt = ProcessRuntime::new(&dir).unwrap();
+        for _ in 0..3 {
+            let err = rt.start(&spec(&["/nonexistent/server"])).await.unwrap_err();
+            assert!(err.to_string().contains("/nonexistent/server"), "{err}");
+        }
+        let left: Vec<_> = std::fs::read_dir(dir.join("replicas"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
         let _ = std::fs::remove_dir_all(dir);
     }
 

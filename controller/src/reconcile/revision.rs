@@ -124,6 +124,7 @@ pub async fn reconcile(rev: &Revision, ctx: &Context) -> Result<Action> {
         } else {
             "StartFailed"
         };
+        let e = &with_backoff(e, &observed);
         status.conditions.set(
             "ResourcesAvailable",
             ConditionStatus::False,
@@ -138,6 +139,12 @@ pub async fn reconcile(rev: &Revision, ctx: &Context) -> Result<Action> {
         // A ready revision whose replica is being replaced, or that carries no traffic,
         // stays Ready, as in Knative.
     } else if let Some(f) = &observed.failure {
+        let f = &with_backoff(f, &observed);
+        let reason = if observed.next_start.is_some() {
+            "CrashLoopBackOff"
+        } else {
+            "ContainerUnhealthy"
+        };
         status.conditions.set(
             "ContainerHealthy",
             ConditionStatus::False,
@@ -145,13 +152,9 @@ pub async fn reconcile(rev: &Revision, ctx: &Context) -> Result<Action> {
             Some(f),
             now,
         );
-        status.conditions.set(
-            "Ready",
-            ConditionStatus::False,
-            Some("ContainerUnhealthy"),
-            Some(f),
-            now,
-        );
+        status
+            .conditions
+            .set("Ready", ConditionStatus::False, Some(reason), Some(f), now);
     } else {
         status.conditions.set(
             "Ready",
@@ -200,4 +203,17 @@ async fn is_wanted(rev: &Revision, ctx: &Context) -> Result<bool> {
         }
     }
     Ok(false)
+}
+
+/// A failure's message, with when the next start will be tried while starts are held
+/// back after crashes.
+fn with_backoff(message: &str, observed: &crate::fleet::Observed) -> String {
+    match observed.next_start {
+        Some(at) => format!(
+            "{message}\nback-off after {} crashes in a row: next start at {}",
+            observed.restarts,
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+        None => message.to_owned(),
+    }
 }
