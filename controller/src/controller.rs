@@ -109,7 +109,9 @@ async fn handle_event(ctx: &Context, event: Result<WatchEvent, RecvError>, queue
                 let _ = reconcile::route::publish(ctx).await;
             }
             if k.kind == Trigger::KIND {
-                ctx.dispatchers.stop(&format!("{}/{}", k.namespace, k.name));
+                // Its consumer group goes too, in the background.
+                ctx.dispatchers
+                    .forget(&format!("{}/{}", k.namespace, k.name));
             }
             let flow_prefix = if k.kind == Sequence::KIND {
                 Some(reconcile::sequence::dispatcher_prefix(

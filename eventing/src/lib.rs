@@ -113,6 +113,11 @@ pub trait EventLog: Send + Sync + fmt::Debug + 'static {
         self.subscribe(topic, group, initial).await
     }
 
+    /// Forget consumer group `group` of `topic` and its committed offsets (its trigger
+    /// was deleted). Its readers must be stopped first. A group that does not exist is
+    /// not an error.
+    async fn delete_group(&self, topic: &str, group: &str) -> Result<(), LogError>;
+
     /// Save whatever is buffered (committed offsets) before the process exits.
     fn flush(&self) {}
 }

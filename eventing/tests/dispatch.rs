@@ -359,6 +359,36 @@ async fn a_restarted_dispatcher_resumes_where_it_left_off(backend: Backend) {
     panic!("lost: {:?}", expected.difference(&got).collect::<Vec<_>>());
 }
 
+/// A deleted trigger's consumer group goes with it: the embedded log keeps no offset
+/// file for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_triggers_group_leaves_no_offset_behind() {
+    let (log, topic) = fresh_log(Backend::Embedded, "forget").await;
+    let (addr, seen) = subscriber(Arc::new(|_, _| status(200))).await;
+    let dispatchers = Dispatchers::new(log.clone(), Arc::new(HttpTransport::new()));
+    let s = spec(&topic, addr, None, None);
+    let offsets = support::embedded_dir(&topic)
+        .join(&topic)
+        .join("groups")
+        .join(format!("{}.offset", s.group));
+    dispatchers.ensure("ns/t", s).await.unwrap();
+    log.append(&topic, vec![kafka_binding::to_record(&event(1, "t"))])
+        .await
+        .unwrap();
+    wait_for(&seen, 1).await;
+    assert!(offsets.exists(), "a group's start is saved when it joins");
+    dispatchers
+        .forget("ns/t")
+        .expect("the trigger had a dispatcher")
+        .await
+        .unwrap();
+    assert!(!offsets.exists(), "{} is left behind", offsets.display());
+    assert!(
+        dispatchers.metrics("ns/t").is_none(),
+        "the dispatcher is gone"
+    );
+}
+
 on_both_backends!(
     with_a_flaky_subscriber_every_matching_event_is_delivered_or_dead_lettered,
     a_refused_event_goes_to_the_dead_letter_sink_with_why,

@@ -241,6 +241,34 @@ async fn a_new_groups_start_survives_a_crash_before_its_first_commit() {
     assert_eq!(got.iter().map(|(o, _)| *o).collect::<Vec<_>>(), [3, 4, 5]);
 }
 
+#[tokio::test]
+async fn a_deleted_group_leaves_no_offset_file_and_starts_afresh() {
+    let d = dir("delete-group");
+    let offsets = d.join("t").join("groups").join("g.offset");
+    {
+        let log = EmbeddedLog::open(&d, Retention::default()).unwrap();
+        log.ensure_topic("t").await.unwrap();
+        log.append("t", (0..5).map(record).collect()).await.unwrap();
+        read(&log, "g", InitialOffset::Earliest, 3).await;
+        log.flush_offsets();
+        assert!(offsets.exists(), "the group's offset is saved");
+        log.delete_group("t", "g").await.unwrap();
+        assert!(!offsets.exists(), "the offset file is removed");
+        // Forgotten in memory too: the group starts where it is told, as a new one.
+        let got = read(&log, "g", InitialOffset::Earliest, 1).await;
+        assert_eq!(got[0].0, 0);
+        log.flush_offsets();
+        assert!(offsets.exists());
+    }
+    // On a log that has not opened the topic yet, the file goes too.
+    let log = EmbeddedLog::open(&d, Retention::default()).unwrap();
+    log.delete_group("t", "g").await.unwrap();
+    assert!(!offsets.exists(), "the offset file is removed");
+    // A group or a topic that does not exist is fine.
+    log.delete_group("t", "never").await.unwrap();
+    log.delete_group("never", "g").await.unwrap();
+}
+
 /// Opening a topic reads its files (its last segment may be 64 MiB): that is done on
 /// the blocking pool, never on an async worker. Here a group's offset file is a FIFO,
 /// whose read waits until someone writes it, as a read from a stalled disk would; the

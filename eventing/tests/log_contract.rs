@@ -121,7 +121,43 @@ async fn a_topic_never_made_is_refused_at_once(backend: Backend) {
     assert_eq!(next(&mut sub).await.record, record(1));
 }
 
+async fn a_deleted_group_starts_afresh(backend: Backend) {
+    let (log, topic) = fresh_log(backend, "forgotten").await;
+    let group = format!("{topic}-g");
+    log.append(&topic, (0..5).map(record).collect())
+        .await
+        .unwrap();
+    let read_all = |mut sub: Box<dyn paas_eventing::Subscription>| async move {
+        let mut got = HashSet::new();
+        while got.len() < 5 {
+            let d = next(&mut sub).await;
+            got.insert(d.record.value.clone());
+            sub.commit(d.position).await.unwrap();
+        }
+        got
+    };
+    let sub = log
+        .subscribe(&topic, &group, InitialOffset::Earliest)
+        .await
+        .unwrap();
+    let first = read_all(sub).await;
+    // Its reader gone, the group is deleted with its committed offsets.
+    log.delete_group(&topic, &group).await.unwrap();
+    // Deleting a group that is not there is fine.
+    log.delete_group(&topic, &group).await.unwrap();
+    let sub = log
+        .subscribe(&topic, &group, InitialOffset::Earliest)
+        .await
+        .unwrap();
+    assert_eq!(
+        read_all(sub).await,
+        first,
+        "a group made again starts where it is told, not after the old commits"
+    );
+}
+
 on_both_backends!(
+    a_deleted_group_starts_afresh,
     appended_records_come_back_whole_and_in_key_order,
     a_group_resumes_after_what_it_committed,
     a_new_group_at_latest_sees_what_is_appended_after_it_subscribed,

@@ -171,6 +171,32 @@ impl Dispatchers {
         }
     }
 
+    /// Stop the dispatcher of a deleted trigger and delete its consumer group, as
+    /// Knative does, so that no committed offset is left behind. The group goes in the
+    /// background once the dispatcher has ended (so that no commit of its comes after;
+    /// Kafka may also wait for the group to empty); the handle says when it is gone.
+    pub fn forget(&self, key: &str) -> Option<JoinHandle<()>> {
+        let r = self.lock().remove(key)?;
+        r.task.abort();
+        tracing::info!(dispatcher = %key, "dispatcher stopped");
+        let key = key.to_owned();
+        Some(tokio::spawn(async move {
+            // Aborted: this returns once the task, and its reader, are dropped.
+            let _ = r.task.await;
+            match r.log.delete_group(&r.spec.topic, &r.spec.group).await {
+                Ok(()) => {
+                    tracing::info!(dispatcher = %key, group = %r.spec.group, "consumer group deleted")
+                }
+                Err(e) => tracing::warn!(
+                    dispatcher = %key,
+                    group = %r.spec.group,
+                    error = %e,
+                    "deleting the consumer group failed: its committed offsets stay in the log"
+                ),
+            }
+        }))
+    }
+
     /// Stop the dispatchers whose key `stop` picks; returns what they were doing.
     pub fn stop_where(&self, stop: impl Fn(&str) -> bool) -> Vec<DispatchSpec> {
         let mut stopped = Vec::new();

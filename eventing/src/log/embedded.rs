@@ -6,10 +6,10 @@
 //! each fsync. Records become visible to readers only after their fsync.
 //!
 //! Nothing here touches the disk on an async worker (the gateway's workers run the
-//! broker ingress, and a slow disk must not stall them): deleting a topic is done by
-//! the topic's writer thread, after the appends queued before it; opening a topic
-//! (which reads its last segment, up to a segment's size, to find its end) and making
-//! one run on tokio's blocking pool.
+//! broker ingress, and a slow disk must not stall them): deleting a topic or a group
+//! is done by the topic's writer thread, after the appends queued before it; opening
+//! a topic (which reads its last segment, up to a segment's size, to find its end)
+//! and making one run on tokio's blocking pool.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -100,6 +100,11 @@ enum Request {
 }
 
 enum Control {
+    /// Forget a group's committed offset, on disk too.
+    DeleteGroup {
+        group: String,
+        reply: oneshot::Sender<Result<(), LogError>>,
+    },
     /// Remove the topic's directory; the writer ends.
     Delete {
         reply: oneshot::Sender<Result<(), LogError>>,
@@ -402,9 +407,24 @@ impl Topic {
         }
     }
 
-    /// Delete the topic; whether the writer goes on.
+    /// Delete the topic or one of its groups; whether the writer goes on.
     fn control(&self, control: Control) -> bool {
         match control {
+            Control::DeleteGroup { group, reply } => {
+                lock(&self.groups).remove(&group);
+                let path = group_file(&self.dir, &group);
+                let _ = fs::remove_file(path.with_extension("tmp"));
+                let removed = match fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(backend(
+                        &self.name,
+                        &format!("deleting the offset of group {group} ({})", path.display()),
+                        e,
+                    )),
+                    _ => Ok(()),
+                };
+                let _ = reply.send(removed);
+                true
+            }
             Control::Delete { reply } => {
                 // The offsets go with the directory: none is saved again.
                 lock(&self.groups).clear();
@@ -660,6 +680,33 @@ impl EventLog for EmbeddedLog {
             group.to_owned(),
             start,
         )))
+    }
+
+    async fn delete_group(&self, topic: &str, group: &str) -> Result<(), LogError> {
+        let _admin = self.admin.lock().await;
+        if let Some(open) = self.cached(topic) {
+            // On the writer, so that no save of the group's offset races the removal.
+            let (reply, done) = oneshot::channel();
+            let request = Request::Control(Control::DeleteGroup {
+                group: group.to_owned(),
+                reply,
+            });
+            if open.writer.send(request).is_ok() {
+                if let Ok(deleted) = done.await {
+                    return deleted;
+                }
+            }
+        }
+        let (path, name) = (group_file(&self.root.join(topic), group), topic.to_owned());
+        blocking(topic, move || match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(backend(
+                &name,
+                &format!("deleting the offset of a group ({})", path.display()),
+                e,
+            )),
+            _ => Ok(()),
+        })
+        .await
     }
 
     fn flush(&self) {

@@ -26,6 +26,11 @@ use crate::{Delivery, EventLog, InitialOffset, LogError, Position, Record, Subsc
 /// How long a metadata or offset request to the cluster may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long deleting a group waits for it to empty: a static member (see
+/// [`KafkaConfig::instance`]) does not leave its group when it closes, it is dropped
+/// when its session (10 s, `session.timeout.ms`) runs out.
+const GROUP_EMPTY_WAIT: Duration = Duration::from_secs(30);
+
 /// Where the cluster is and how topics are made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KafkaConfig {
@@ -79,6 +84,51 @@ pub struct KafkaLog {
     /// refused at once (a POST to an unknown broker is a 404) rather than left to wait
     /// for metadata that never comes.
     producers: Mutex<HashMap<String, FutureProducer>>,
+    closing: Arc<Closing>,
+}
+
+/// Readers still leaving their groups, by group: a reader commits its last offsets as
+/// it closes, so a group is deleted only after its readers are gone.
+#[derive(Debug, Default)]
+struct Closing {
+    groups: Mutex<HashMap<String, usize>>,
+    done: tokio::sync::Notify,
+}
+
+impl Closing {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.groups.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn start(&self, group: &str) {
+        *self.lock().entry(group.to_owned()).or_default() += 1;
+    }
+
+    fn finish(&self, group: &str) {
+        let mut groups = self.lock();
+        if let Some(n) = groups.get_mut(group) {
+            *n -= 1;
+            if *n == 0 {
+                groups.remove(group);
+            }
+        }
+        drop(groups);
+        self.done.notify_waiters();
+    }
+
+    /// Wait until no reader of `group` is closing, or `deadline`.
+    async fn wait(&self, group: &str, deadline: tokio::time::Instant) {
+        loop {
+            // Registered before the check, so that a finish in between is not missed.
+            let finished = self.done.notified();
+            if !self.lock().contains_key(group) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, finished).await.is_err() {
+                return;
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for KafkaLog {
@@ -123,6 +173,7 @@ impl KafkaLog {
             config,
             admin: Arc::new(admin),
             producers: Mutex::new(HashMap::new()),
+            closing: Arc::default(),
         };
         log.check().await?;
         Ok(Arc::new(log))
@@ -397,6 +448,43 @@ impl EventLog for KafkaLog {
         self.join(topic, group, None, initial).await
     }
 
+    /// Deletes the whole group: a paas group reads one topic only.
+    async fn delete_group(&self, topic: &str, group: &str) -> Result<(), LogError> {
+        let what = format!("deleting consumer group {group}");
+        let opts = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
+        let deadline = tokio::time::Instant::now() + GROUP_EMPTY_WAIT;
+        self.closing.wait(group, deadline).await;
+        loop {
+            let results = self
+                .admin
+                .delete_groups(&[group], &opts)
+                .await
+                .map_err(|e| failed(topic, &what, e))?;
+            let mut not_empty = false;
+            for r in results {
+                match r {
+                    Ok(_) | Err((_, RDKafkaErrorCode::GroupIdNotFound)) => {}
+                    Err((_, RDKafkaErrorCode::NonEmptyGroup)) => not_empty = true,
+                    Err((_, code)) => return Err(failed(topic, &what, code)),
+                }
+            }
+            if !not_empty {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(failed(
+                    topic,
+                    &what,
+                    format!(
+                        "it still has members after {} s: stop the dispatcher reading it first",
+                        GROUP_EMPTY_WAIT.as_secs()
+                    ),
+                ));
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
     async fn subscribe_as(
         &self,
         topic: &str,
@@ -437,6 +525,8 @@ impl KafkaLog {
         Ok(Box::new(KafkaSubscription {
             consumer,
             topic: topic.to_owned(),
+            group: group.to_owned(),
+            closing: self.closing.clone(),
         }))
     }
 }
@@ -444,6 +534,8 @@ impl KafkaLog {
 struct KafkaSubscription {
     consumer: Arc<StreamConsumer>,
     topic: String,
+    group: String,
+    closing: Arc<Closing>,
 }
 
 impl std::fmt::Debug for KafkaSubscription {
@@ -460,9 +552,18 @@ impl Drop for KafkaSubscription {
         // down: do it on a thread of its own rather than on an async worker (this runs
         // when a dispatcher is stopped, and at shutdown).
         let consumer = self.consumer.clone();
-        let _ = std::thread::Builder::new()
+        let (closing, group) = (self.closing.clone(), self.group.clone());
+        self.closing.start(&group);
+        let spawned = std::thread::Builder::new()
             .name("kafka-consumer-close".into())
-            .spawn(move || drop(consumer));
+            .spawn(move || {
+                drop(consumer);
+                closing.finish(&group);
+            });
+        if spawned.is_err() {
+            // The consumer was dropped here, with the closure.
+            self.closing.finish(&self.group);
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ pub(crate) async fn fresh_log(backend: Backend, test: &str) -> (Arc<dyn EventLog
     let topic = format!("{test}-{}", std::process::id());
     let log: Arc<dyn EventLog> = match backend {
         Backend::Embedded => {
-            let dir = std::env::temp_dir().join(format!("paas-log-{topic}"));
+            let dir = embedded_dir(&topic);
             let _ = std::fs::remove_dir_all(&dir);
             EmbeddedLog::open(&dir, Retention::default()).unwrap()
         }
@@ -31,6 +32,11 @@ pub(crate) async fn fresh_log(backend: Backend, test: &str) -> (Arc<dyn EventLog
     };
     log.ensure_topic(&topic).await.unwrap();
     (log, topic)
+}
+
+/// Where [`fresh_log`] keeps the embedded log whose topic is `topic`.
+pub(crate) fn embedded_dir(topic: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("paas-log-{topic}"))
 }
 
 /// A Kafka log on the shared broker whose new topics get `partitions` partitions.
