@@ -8,6 +8,10 @@ use http_body_util::Full;
 pub enum ProxyError {
     #[error("no Host header: send the request to http://NAME.NAMESPACE.localhost:PORT/")]
     NoHost,
+    #[error("more than one Host header: send exactly one, naming the service (NAME.NAMESPACE.localhost)")]
+    TwoHosts,
+    #[error("the ingress has no room for this request's body: it holds {limit} bytes of requests at most; retry later")]
+    IngressFull { limit: usize },
     #[error("no service at host {host}: check the name and namespace (paas get services -A), or deploy one with `paas deploy NAME --image IMAGE`")]
     UnknownHost { host: String },
     #[error("{revision} has {waiting} requests waiting for a replica already; retry later")]
@@ -35,9 +39,11 @@ pub enum ProxyError {
 impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::NoHost => StatusCode::BAD_REQUEST,
+            ProxyError::NoHost | ProxyError::TwoHosts => StatusCode::BAD_REQUEST,
             ProxyError::UnknownHost { .. } => StatusCode::NOT_FOUND,
-            ProxyError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Overloaded { .. } | ProxyError::IngressFull { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ProxyError::Timeout { .. } | ProxyError::NoCapacity { .. } => {
                 StatusCode::GATEWAY_TIMEOUT
             }

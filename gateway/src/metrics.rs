@@ -2,9 +2,12 @@
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use http::StatusCode;
 
+use crate::budget::Budget;
+use crate::limits::GatewayLimits;
 use crate::route_table::{Capacity, RoutingTable};
 
 /// A per-revision metric's name, type, help and how to read it.
@@ -15,13 +18,40 @@ type RevisionSeries = (
     fn(&Capacity) -> u64,
 );
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct GatewayMetrics {
     /// Responses by status class: 1xx .. 5xx.
     responses: [AtomicU64; 5],
+    /// Client connections open now, up to the limit; shared by every worker.
+    pub(crate) connections: Arc<Budget>,
+    /// Connections answered 503 because `connections` was full.
+    pub(crate) connections_refused: AtomicU64,
+    /// Failed accepts (out of file descriptors and the like).
+    pub(crate) accept_errors: AtomicU64,
+    /// Body bytes held by requests to in-process hosts (the ingress), up to the limit.
+    pub(crate) ingress_bytes: Arc<Budget>,
+    /// Requests to in-process hosts answered 503 because `ingress_bytes` was full.
+    pub(crate) ingress_refused: AtomicU64,
+}
+
+impl Default for GatewayMetrics {
+    fn default() -> Self {
+        Self::new(&GatewayLimits::default())
+    }
 }
 
 impl GatewayMetrics {
+    pub(crate) fn new(limits: &GatewayLimits) -> Self {
+        Self {
+            responses: Default::default(),
+            connections: Budget::new(limits.max_connections),
+            connections_refused: AtomicU64::new(0),
+            accept_errors: AtomicU64::new(0),
+            ingress_bytes: Budget::new(limits.ingress_bytes_in_flight),
+            ingress_refused: AtomicU64::new(0),
+        }
+    }
+
     pub(crate) fn count_response(&self, status: StatusCode) {
         let class = (status.as_u16() / 100).clamp(1, 5) as usize - 1;
         self.responses[class].fetch_add(1, Ordering::Relaxed);
@@ -39,6 +69,44 @@ impl GatewayMetrics {
                 "paas_gateway_responses_total{{code=\"{}xx\"}} {}",
                 i + 1,
                 c.load(Ordering::Relaxed)
+            );
+        }
+        let load: [(&str, &str, &str, u64); 5] = [
+            (
+                "paas_gateway_connections_open",
+                "gauge",
+                "Client connections open on the gateway's port.",
+                self.connections.used() as u64,
+            ),
+            (
+                "paas_gateway_connections_refused_total",
+                "counter",
+                "Client connections answered 503 because the gateway had its maximum open.",
+                self.connections_refused.load(Ordering::Relaxed),
+            ),
+            (
+                "paas_gateway_accept_errors_total",
+                "counter",
+                "Client connections the gateway failed to accept (such as out of file descriptors).",
+                self.accept_errors.load(Ordering::Relaxed),
+            ),
+            (
+                "paas_gateway_ingress_bytes_in_flight",
+                "gauge",
+                "Body bytes reserved by requests to the broker and channel ingress now.",
+                self.ingress_bytes.used() as u64,
+            ),
+            (
+                "paas_gateway_ingress_refused_total",
+                "counter",
+                "Ingress requests answered 503 because the ingress bytes in flight were at their maximum.",
+                self.ingress_refused.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, kind, help, value) in load {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
         }
         let mut revisions = table.revisions();

@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
+use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
@@ -16,7 +18,11 @@ use tokio::net::TcpStream;
 /// Idle connections kept per replica; more are closed when returned.
 const MAX_IDLE_PER_REPLICA: usize = 512;
 
-pub(crate) type Sender = SendRequest<Incoming>;
+/// What goes to a replica: the client's body, or none for a request the gateway may
+/// send again (hyper's `Incoming` cannot be made anew).
+pub(crate) type UpstreamBody = Either<Incoming, Empty<Bytes>>;
+
+pub(crate) type Sender = SendRequest<UpstreamBody>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {

@@ -1,13 +1,14 @@
 //! Forwarding one request to one replica.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use http::header::HeaderValue;
 use http::uri::{PathAndQuery, Uri};
-use http::{Request, Response, Version};
+use http::{HeaderMap, Method, Request, Response, Version};
 use http_body::Body as _;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Either, Empty, Full, Limited};
 use hyper::body::Incoming;
 use paas_activator::{AcquireError, Capacity, Poke};
 use tokio::time::{timeout_at, Instant};
@@ -17,12 +18,13 @@ use crate::error::ProxyError;
 use crate::forwarded::{set_forwarded, strip_hop_by_hop};
 use crate::handler::HostHandler;
 use crate::host::request_host;
+use crate::limits::GatewayLimits;
 use crate::metrics::GatewayMetrics;
-use crate::pool::Pool;
+use crate::pool::{Pool, UpstreamBody};
 use crate::route_table::RoutingTable;
 
 /// Attempts at one request when replicas refuse connections or pooled connections turn
-/// out closed; only requests that never reached a replica are sent again.
+/// out closed; these requests never reached a replica, so any may be sent again.
 const SEND_ATTEMPTS: usize = 3;
 
 /// Bodies up to this size, with a Content-Length, are read whole before answering.
@@ -35,6 +37,8 @@ pub(crate) struct Proxy {
     poke: Arc<dyn Poke>,
     handlers: Arc<HashMap<String, Arc<dyn HostHandler>>>,
     pub(crate) metrics: Arc<GatewayMetrics>,
+    /// Body bytes one request to a handler may hold.
+    ingress_request_bytes: usize,
 }
 
 impl Proxy {
@@ -43,6 +47,7 @@ impl Proxy {
         metrics: Arc<GatewayMetrics>,
         poke: Arc<dyn Poke>,
         handlers: Arc<HashMap<String, Arc<dyn HostHandler>>>,
+        limits: &GatewayLimits,
     ) -> Self {
         Self {
             table,
@@ -50,6 +55,7 @@ impl Proxy {
             poke,
             handlers,
             metrics,
+            ingress_request_bytes: limits.ingress_request_bytes,
         }
     }
 
@@ -60,9 +66,18 @@ impl Proxy {
         client: Option<HeaderValue>,
     ) -> Response<ProxyBody> {
         if !self.handlers.is_empty() {
-            let handler = request_host(&req).and_then(|h| self.handlers.get(h.as_ref()).cloned());
+            // A request without one clear host is refused by `forward` below.
+            let handler = request_host(&req)
+                .ok()
+                .and_then(|h| self.handlers.get(h.as_ref()).cloned());
             if let Some(handler) = handler {
-                let resp = handler.handle(req).await;
+                let resp = match self.answer_locally(&*handler, req).await {
+                    Ok(resp) => resp,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "request refused");
+                        e.into_response()
+                    }
+                };
                 self.metrics.count_response(resp.status());
                 return resp.map(ProxyBody::Local);
             }
@@ -71,7 +86,7 @@ impl Proxy {
             Ok(resp) => resp,
             Err(e) => {
                 match &e {
-                    ProxyError::UnknownHost { .. } | ProxyError::NoHost => {
+                    ProxyError::UnknownHost { .. } | ProxyError::NoHost | ProxyError::TwoHosts => {
                         tracing::debug!(error = %e, "request refused")
                     }
                     _ => tracing::warn!(error = %e, "request failed"),
@@ -83,13 +98,41 @@ impl Proxy {
         resp
     }
 
+    /// Hand the request to an in-process host, once the body bytes it may hold fit in
+    /// the ingress budget: its Content-Length, or the most one request may hold when
+    /// the length is unknown (chunked).
+    async fn answer_locally(
+        &self,
+        handler: &dyn HostHandler,
+        req: Request<Incoming>,
+    ) -> Result<Response<Full<bytes::Bytes>>, ProxyError> {
+        let most = self.ingress_request_bytes;
+        let share = req
+            .body()
+            .size_hint()
+            .exact()
+            .map_or(most, |n| usize::try_from(n).unwrap_or(most).min(most));
+        let budget = &self.metrics.ingress_bytes;
+        let Some(held) = budget.try_take(share) else {
+            self.metrics.ingress_refused.fetch_add(1, Ordering::Relaxed);
+            return Err(ProxyError::IngressFull {
+                limit: budget.limit(),
+            });
+        };
+        let resp = handler
+            .handle(req.map(|body| Limited::new(body, most)))
+            .await;
+        drop(held);
+        Ok(resp)
+    }
+
     async fn forward(
         &self,
         req: Request<Incoming>,
         client: Option<HeaderValue>,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         let route = {
-            let host = request_host(&req).ok_or(ProxyError::NoHost)?;
+            let host = request_host(&req)?;
             self.table
                 .route(&host)
                 .ok_or_else(|| ProxyError::UnknownHost {
@@ -135,9 +178,21 @@ impl Proxy {
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        // A request that changes nothing and carries no body may be sent again when its
+        // replica fails it before answering (a crash mid-request), as Knative's
+        // activator does; it is rebuilt from a copy of its head, since hyper keeps a
+        // request it sent.
+        let replay = (may_resend(&parts.method) && body.is_end_stream())
+            .then(|| (parts.method.clone(), parts.headers.clone()));
+        let body: UpstreamBody = if replay.is_some() {
+            Either::Right(Empty::new())
+        } else {
+            Either::Left(body)
+        };
         let mut req = Request::from_parts(parts, body);
 
         let mut attempt = 1;
+        let mut replayed = false;
         let (resp, sender, permit) = loop {
             let permit = revision
                 .acquire(deadline, &*self.poke)
@@ -166,19 +221,30 @@ impl Proxy {
             match timeout_at(deadline, sender.try_send_request(req)).await {
                 Err(_) => return Err(timed_out()),
                 Ok(Ok(resp)) => break (resp, sender, permit),
-                Ok(Err(mut e)) => match e.take_message() {
-                    Some(unsent) if attempt < SEND_ATTEMPTS => {
+                Ok(Err(mut e)) => {
+                    if let Some(unsent) = e.take_message().filter(|_| attempt < SEND_ATTEMPTS) {
                         req = unsent;
                         attempt += 1;
+                        continue;
                     }
-                    _ => {
-                        return Err(ProxyError::Upstream {
-                            revision: revision.key.to_string(),
-                            addr: endpoint.addr,
-                            source: e.into_error(),
-                        })
+                    let source = e.into_error();
+                    match &replay {
+                        Some((method, headers)) if !replayed && connection_failed(&source) => {
+                            tracing::debug!(revision = %revision.key, replica = %endpoint.addr, error = %source, "replica failed a request before answering; sending it again");
+                            // Route around the replica until the fleet sees what became of it.
+                            endpoint.mark_failed();
+                            replayed = true;
+                            req = rebuild(method, headers);
+                        }
+                        _ => {
+                            return Err(ProxyError::Upstream {
+                                revision: revision.key.to_string(),
+                                addr: endpoint.addr,
+                                source,
+                            })
+                        }
                     }
-                },
+                }
             }
         };
         let addr = permit.endpoint().addr;
@@ -215,6 +281,31 @@ impl Proxy {
             ProxyBody::upstream(body, permit, checkout),
         ))
     }
+}
+
+/// Requests the gateway may send twice: those of safe methods (RFC 9110 §9.2.1), which
+/// a replica does not act on. PUT and DELETE are idempotent too, but a replica that
+/// failed mid-request may have done half of one.
+fn may_resend(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The connection to the replica broke before an answer came: closed, reset or
+/// cancelled, rather than an answer the gateway could not read.
+fn connection_failed(e: &hyper::Error) -> bool {
+    e.is_incomplete_message()
+        || e.is_closed()
+        || e.is_canceled()
+        || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+}
+
+/// A bodiless request again, from a copy of its head; the URI is set per attempt.
+fn rebuild(method: &Method, headers: &HeaderMap) -> Request<UpstreamBody> {
+    let mut req = Request::new(Either::Right(Empty::new()));
+    *req.method_mut() = method.clone();
+    *req.headers_mut() = headers.clone();
+    *req.version_mut() = Version::HTTP_11;
+    req
 }
 
 fn acquire_error(

@@ -8,14 +8,14 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use hyper::header::HeaderValue;
 use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::TokioTimer;
 use paas_activator::Poke;
 use tokio::net::{TcpListener, TcpSocket};
 
+use crate::accept::accept_loop;
 use crate::handler::HostHandler;
+use crate::limits::{GatewayLimits, HYPER_MAX_HEADERS};
 use crate::metrics::GatewayMetrics;
 use crate::proxy::Proxy;
 use crate::route_table::RoutingTable;
@@ -29,6 +29,7 @@ pub struct Gateway {
     poke: Arc<dyn Poke>,
     /// Hosts answered in process rather than proxied.
     handlers: Arc<HashMap<String, Arc<dyn HostHandler>>>,
+    limits: GatewayLimits,
 }
 
 impl Gateway {
@@ -38,7 +39,16 @@ impl Gateway {
             metrics: Arc::new(GatewayMetrics::default()),
             poke,
             handlers: Arc::new(HashMap::new()),
+            limits: GatewayLimits::default(),
         }
+    }
+
+    /// Serve under `limits` rather than the defaults. Call it before cloning or
+    /// binding: it starts the gateway's counters afresh, and earlier clones keep the old.
+    pub fn with_limits(mut self, limits: GatewayLimits) -> Self {
+        self.metrics = Arc::new(GatewayMetrics::new(&limits));
+        self.limits = limits;
+        self
     }
 
     /// Answer requests for `host` (lower case, no port) with `handler`.
@@ -55,20 +65,36 @@ impl Gateway {
     }
 
     /// Bind one listening socket per worker on `addr`. Binding happens here, so that
-    /// a port in use is reported before anything runs.
+    /// a port in use is reported before anything runs: an error of kind `AddrInUse` when
+    /// anything else listens on the port, another gateway included.
     pub fn bind(self, addr: SocketAddr, workers: usize) -> io::Result<BoundGateway> {
         let workers = workers.max(1);
         let mut listeners = Vec::with_capacity(workers);
-        for _ in 0..workers {
+        // Port 0 picks a port for the first socket; the others take the same one.
+        let mut addr = addr;
+        for i in 0..workers {
             let socket = if addr.is_ipv4() {
                 TcpSocket::new_v4()?
             } else {
                 TcpSocket::new_v6()?
             };
+            // Lets a restarted gateway bind while its old connections are in TIME_WAIT;
+            // Linux still refuses a port that some socket listens on.
             socket.set_reuseaddr(true)?;
-            socket.set_reuseport(true)?;
             socket.set_nodelay(true)?;
-            socket.bind(addr)?;
+            if i == 0 {
+                // The first socket binds without SO_REUSEPORT, so the bind fails if
+                // anything holds the port, even a socket that has SO_REUSEPORT (another
+                // gateway): with it, a second `paas up` would share the port and take
+                // every other connection. Set once bound, it lets this gateway's other
+                // workers bind beside it; a socket without it still cannot.
+                socket.bind(addr)?;
+                socket.set_reuseport(true)?;
+                addr = socket.local_addr()?;
+            } else {
+                socket.set_reuseport(true)?;
+                socket.bind(addr)?;
+            }
             // Each worker registers its listener with its own runtime later.
             listeners.push(socket.listen(4096)?.into_std()?);
         }
@@ -87,6 +113,14 @@ pub struct BoundGateway {
 }
 
 impl BoundGateway {
+    /// The address the gateway listens on (with the port chosen, if it was 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listeners
+            .first()
+            .ok_or_else(|| io::Error::other("the gateway has no listener"))?
+            .local_addr()
+    }
+
     /// Start the worker threads; they serve until the process exits.
     pub fn start(self) -> io::Result<()> {
         for (i, listener) in self.listeners.into_iter().enumerate() {
@@ -123,40 +157,24 @@ fn worker(listener: std::net::TcpListener, gateway: Gateway) {
             gateway.metrics.clone(),
             gateway.poke.clone(),
             gateway.handlers.clone(),
+            &gateway.limits,
         ));
-        accept_loop(listener, proxy).await;
+        accept_loop(listener, http_server(&gateway.limits), proxy).await;
     });
 }
 
-async fn accept_loop(listener: TcpListener, proxy: Arc<Proxy>) {
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(error = %e, "accepting a connection failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        tokio::spawn(serve_connection(stream, peer, proxy.clone()));
-    }
-}
-
-async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, proxy: Arc<Proxy>) {
-    // The client's address goes into X-Forwarded-For on every request of the connection.
-    let client = HeaderValue::from_str(&peer.ip().to_string()).ok();
-    let service = service_fn(move |req| {
-        let proxy = proxy.clone();
-        let client = client.clone();
-        async move { Ok::<_, std::convert::Infallible>(proxy.handle(req, client).await) }
-    });
-    if let Err(e) = http1::Builder::new()
+/// How every client connection is served: HTTP/1.1 with keep-alive, with the limits
+/// on how long and how large a request head may be.
+fn http_server(limits: &GatewayLimits) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
         .keep_alive(true)
-        .serve_connection(TokioIo::new(stream), service)
-        .await
-    {
-        tracing::debug!(%peer, error = %e, "client connection ended with an error");
+        // Without a timer hyper has no header-read timeout at all.
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_header_size(limits.max_header_bytes);
+    if limits.max_headers != HYPER_MAX_HEADERS {
+        builder.max_headers(limits.max_headers);
     }
+    builder
 }

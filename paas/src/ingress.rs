@@ -4,9 +4,8 @@
 use std::sync::Arc;
 
 use http::Request;
-use hyper::body::Incoming;
 use paas_eventing::ingress::BrokerIngress;
-use paas_gateway::{HandlerFuture, HostHandler};
+use paas_gateway::{HandlerBody, HandlerFuture, HostHandler};
 
 /// The host producers post events to, as in Knative's broker addresses.
 pub(crate) const INGRESS_HOST: &str = "broker-ingress.localhost";
@@ -17,7 +16,7 @@ pub(crate) const CHANNEL_HOST: &str = "channel-ingress.localhost";
 pub(crate) struct IngressHandler(pub(crate) Arc<BrokerIngress>);
 
 impl HostHandler for IngressHandler {
-    fn handle(&self, req: Request<Incoming>) -> HandlerFuture<'_> {
+    fn handle(&self, req: Request<HandlerBody>) -> HandlerFuture<'_> {
         Box::pin(self.0.handle(req))
     }
 }
