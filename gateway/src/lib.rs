@@ -21,7 +21,7 @@ pub mod route_table;
 mod server;
 
 pub use error::ProxyError;
-pub use handler::{HandlerBody, HandlerFuture, HostHandler};
+pub use handler::{BodyTimeout, HandlerBody, HandlerFuture, HostHandler};
 pub use limits::GatewayLimits;
 pub use pool::ConnectError;
 pub use route_table::{Capacity, Endpoint, RevisionKey, Route, RoutingTable, WeightedRevision};

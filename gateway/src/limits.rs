@@ -28,6 +28,10 @@ pub struct GatewayLimits {
     /// Body bytes all requests to in-process hosts may hold at once; a request whose
     /// share does not fit is answered 503 with Retry-After.
     pub ingress_bytes_in_flight: usize,
+    /// How long the body of a request to an in-process host may take to arrive, from
+    /// the end of its head; a slower one fails to read (the ingress answers 400), so
+    /// that its share of the bytes in flight is not held for ever.
+    pub ingress_body_timeout: Duration,
 }
 
 impl Default for GatewayLimits {
@@ -39,6 +43,7 @@ impl Default for GatewayLimits {
             max_headers: HYPER_MAX_HEADERS,
             ingress_request_bytes: 1 << 20,
             ingress_bytes_in_flight: 64 << 20,
+            ingress_body_timeout: Duration::from_secs(60),
         }
     }
 }

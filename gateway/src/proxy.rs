@@ -3,12 +3,13 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::header::HeaderValue;
 use http::uri::{PathAndQuery, Uri};
 use http::{HeaderMap, Method, Request, Response, Version};
 use http_body::Body as _;
-use http_body_util::{BodyExt, Either, Empty, Full, Limited};
+use http_body_util::{BodyExt, Either, Empty, Full};
 use hyper::body::Incoming;
 use paas_activator::{AcquireError, Capacity, Poke};
 use tokio::time::{timeout_at, Instant};
@@ -16,7 +17,7 @@ use tokio::time::{timeout_at, Instant};
 use crate::body::{Checkout, ProxyBody};
 use crate::error::ProxyError;
 use crate::forwarded::{set_forwarded, strip_hop_by_hop};
-use crate::handler::HostHandler;
+use crate::handler::{HandlerBody, HostHandler};
 use crate::host::request_host;
 use crate::limits::GatewayLimits;
 use crate::metrics::GatewayMetrics;
@@ -37,8 +38,9 @@ pub(crate) struct Proxy {
     poke: Arc<dyn Poke>,
     handlers: Arc<HashMap<String, Arc<dyn HostHandler>>>,
     pub(crate) metrics: Arc<GatewayMetrics>,
-    /// Body bytes one request to a handler may hold.
+    /// Body bytes one request to a handler may hold, and how long it may take to come.
     ingress_request_bytes: usize,
+    ingress_body_timeout: Duration,
 }
 
 impl Proxy {
@@ -56,6 +58,7 @@ impl Proxy {
             handlers,
             metrics,
             ingress_request_bytes: limits.ingress_request_bytes,
+            ingress_body_timeout: limits.ingress_body_timeout,
         }
     }
 
@@ -120,7 +123,7 @@ impl Proxy {
             });
         };
         let resp = handler
-            .handle(req.map(|body| Limited::new(body, most)))
+            .handle(req.map(|body| HandlerBody::new(body, most, self.ingress_body_timeout)))
             .await;
         drop(held);
         Ok(resp)

@@ -384,3 +384,28 @@ async fn ingress_bytes_in_flight_are_capped_with_a_503() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_ingress_body_that_stops_arriving_fails_and_gives_back_its_bytes() {
+    let limits = GatewayLimits {
+        ingress_body_timeout: Duration::from_secs(1),
+        ..GatewayLimits::default()
+    };
+    let g = gateway_with(None, limits).await;
+    g.ingress.release.add_permits(1);
+    let mut s = TcpStream::connect(("127.0.0.1", g.port)).await.unwrap();
+    // 10 of the 100 bytes it declares, then nothing more.
+    let mut req = ingress_post(100);
+    req.truncate(req.len() - 90);
+    s.write_all(&req).await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(10), read_until_closed(&mut s))
+        .await
+        .expect("a stalled ingress body was still held after 10 s");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("did not arrive within 1 s"), "{answer}");
+    assert_eq!(
+        metric(&g.gateway, "paas_gateway_ingress_bytes_in_flight"),
+        0
+    );
+}
