@@ -16,6 +16,11 @@ pub(crate) fn default_data_dir() -> PathBuf {
 /// The file in which `paas up` records its API address for the CLI.
 pub(crate) const SERVER_FILE: &str = "server";
 
+/// The file in which `paas up` records where it listens, as JSON
+/// (`{"http": "127.0.0.1:8080", "api": "127.0.0.1:7070"}`): with `--http 0 --api 0` the
+/// system chooses free ports, and this is how a script finds them.
+pub(crate) const ADDRESSES_FILE: &str = "addresses.json";
+
 /// Accept `PORT` or `HOST:PORT`; a bare port listens on 127.0.0.1.
 pub(crate) fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
     if let Ok(port) = s.parse::<u16>() {

@@ -1,5 +1,6 @@
 //! `paas up`: every component in one process, wired with in-process channels.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -24,7 +25,7 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{RuntimeKind, UpArgs};
-use crate::config::{parse_listen, SERVER_FILE};
+use crate::config::{parse_listen, ADDRESSES_FILE, SERVER_FILE};
 use crate::data_dir::{raise_open_files_limit, DataDir};
 use crate::ingress::{IngressHandler, CHANNEL_HOST, INGRESS_HOST};
 use crate::shutdown::{self, CoreTasks};
@@ -98,8 +99,8 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path, given_token: Option<String
     let api = TcpListener::bind(api_addr).await.with_context(|| {
         format!("cannot listen on {api_addr} for the API: is another `paas up` running? choose another with --api")
     })?;
-    std::fs::write(data_dir.join(SERVER_FILE), format!("http://{api_addr}\n"))
-        .context("cannot record the API address in the data directory")?;
+    // Port 0 lets the system choose; from here on, the address is the one bound.
+    let api_addr = api.local_addr().context("reading the API's address")?;
 
     let table = RoutingTable::new();
     let fleet_changes = Arc::new(Changed::default());
@@ -126,6 +127,10 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path, given_token: Option<String
     let bound = gateway.clone().bind(http_addr, workers).with_context(|| {
         format!("cannot listen on {http_addr} for the gateway: is another `paas up` running? choose another with --http")
     })?;
+    let http_addr = bound
+        .local_addr()
+        .context("reading the gateway's address")?;
+    record_addresses(data_dir, http_addr, api_addr)?;
     let dispatchers = Dispatchers::new(event_log.clone(), Arc::new(HttpTransport::new()));
     let ctx = Arc::new(Context {
         dispatchers,
@@ -227,6 +232,24 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path, given_token: Option<String
         ),
         None => Ok(()),
     }
+}
+
+/// Where this `paas up` listens, for the CLI (`server`) and for scripts and tests that
+/// let it choose its ports (`addresses.json`), written before the API answers.
+fn record_addresses(data_dir: &Path, http: SocketAddr, api: SocketAddr) -> Result<()> {
+    std::fs::write(data_dir.join(SERVER_FILE), format!("http://{api}\n"))
+        .context("cannot record the API address in the data directory")?;
+    let addresses = serde_json::json!({ "http": http.to_string(), "api": api.to_string() });
+    let path = data_dir.join(ADDRESSES_FILE);
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, addresses.to_string())
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .with_context(|| {
+            format!(
+                "cannot record the listening addresses in {}",
+                path.display()
+            )
+        })
 }
 
 /// One id per data directory: it labels this installation's containers.
