@@ -157,7 +157,12 @@ pub(crate) fn status_message(answer: &Answer) -> String {
         .unwrap_or_else(|| format!("the API answered {}: {}", answer.status, b));
     if let Some(causes) = b["details"]["causes"].as_array() {
         if !causes.is_empty() {
-            msg = format!("{} is invalid:", b["reason"].as_str().unwrap_or("request"));
+            // The message names the object ("Service \"hello\" is invalid: ..."); the
+            // causes follow, one per line.
+            let subject = msg
+                .split_once(" is invalid:")
+                .map_or("the request", |(subject, _)| subject);
+            msg = format!("{subject} is invalid:");
             for c in causes {
                 msg.push_str(&format!(
                     "\n  {}: {}",
@@ -180,4 +185,27 @@ fn read_token(data_dir: &Path) -> Result<String> {
                 path.display()
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invalid_object_is_named_with_its_causes() {
+        let answer = Answer {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            warnings: vec![],
+            body: serde_json::json!({
+                "kind": "Status",
+                "reason": "Invalid",
+                "message": "Service \"hello\" is invalid: spec.template.spec.containers[0].image: required",
+                "details": {"causes": [{"field": "spec.template.spec.containers[0].image", "message": "required"}]},
+            }),
+        };
+        assert_eq!(
+            status_message(&answer),
+            "Service \"hello\" is invalid:\n  spec.template.spec.containers[0].image: required"
+        );
+    }
 }

@@ -63,7 +63,32 @@ pub(crate) async fn apply(client: &ApiClient, a: ApplyArgs) -> Result<ExitCode> 
             eprintln!("Warning: {w}");
         }
     }
+    let total = manifests.len();
+    let mut applied: Vec<String> = Vec::new();
     for m in manifests {
+        let origin = m.origin.clone();
+        let done = apply_one(client, m, &a.namespace).await.map_err(|e| {
+            // Until applies are one transaction, say exactly what changed.
+            let before = match applied.len() {
+                0 => "nothing was applied".to_owned(),
+                n => format!(
+                    "{n} of {total} resource(s) were applied before it: {}",
+                    applied.join(", ")
+                ),
+            };
+            e.context(format!(
+                "{origin}: refused by the server; {before}; the rest were not sent"
+            ))
+        })?;
+        println!("{done}");
+        applied.push(done.split(' ').next().unwrap_or_default().to_owned());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Create or update one resource; the line to print ("service.serving.knative.dev/hello created").
+async fn apply_one(client: &ApiClient, m: paas_api::Manifest, namespace: &str) -> Result<String> {
+    {
         let kind = m.resource.kind();
         let (plural, group) = match &m.resource {
             Resource::Service(_) => ("services", "serving.knative.dev"),
@@ -80,7 +105,7 @@ pub(crate) async fn apply(client: &ApiClient, a: ApplyArgs) -> Result<ExitCode> 
         };
         let mut resource = m.resource;
         if resource.meta().namespace.is_none() {
-            resource.meta_mut().namespace = Some(a.namespace.clone());
+            resource.meta_mut().namespace = Some(namespace.to_owned());
         }
         let ns = resource.meta().namespace().to_owned();
         let name = resource.meta().name.clone();
@@ -91,7 +116,7 @@ pub(crate) async fn apply(client: &ApiClient, a: ApplyArgs) -> Result<ExitCode> 
                 let after = client
                     .ok(Method::PUT, &path, Some(&body))
                     .await
-                    .with_context(|| format!("{}: applying {kind} {name}", m.origin))?;
+                    .with_context(|| format!("applying {kind} {name}"))?;
                 for w in &after.warnings {
                     eprintln!("Warning: {w}");
                 }
@@ -112,13 +137,15 @@ pub(crate) async fn apply(client: &ApiClient, a: ApplyArgs) -> Result<ExitCode> 
                         Some(&body),
                     )
                     .await
-                    .with_context(|| format!("{}: creating {kind} {name}", m.origin))?;
+                    .with_context(|| format!("creating {kind} {name}"))?;
                 "created"
             }
         };
-        println!("{}.{group}/{name} {outcome}", kind.to_ascii_lowercase());
+        Ok(format!(
+            "{}.{group}/{name} {outcome}",
+            kind.to_ascii_lowercase()
+        ))
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// A file as given, or a directory's *.yaml, *.yml and *.json files in name order.
