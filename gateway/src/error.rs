@@ -14,6 +14,8 @@ pub enum ProxyError {
     IngressFull { limit: usize },
     #[error("no service at host {host}: check the name and namespace (paas get services -A), or deploy one with `paas deploy NAME --image IMAGE`")]
     UnknownHost { host: String },
+    #[error("service {service} is not ready: {why}; see `paas describe ksvc` for its revisions")]
+    NotReady { service: String, why: String },
     #[error("{revision} has {waiting} requests waiting for a replica already; retry later")]
     Overloaded { revision: String, waiting: usize },
     #[error("{revision} did not answer within {secs} s (timeoutSeconds)")]
@@ -41,9 +43,9 @@ impl ProxyError {
         match self {
             ProxyError::NoHost | ProxyError::TwoHosts => StatusCode::BAD_REQUEST,
             ProxyError::UnknownHost { .. } => StatusCode::NOT_FOUND,
-            ProxyError::Overloaded { .. } | ProxyError::IngressFull { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ProxyError::Overloaded { .. }
+            | ProxyError::IngressFull { .. }
+            | ProxyError::NotReady { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Timeout { .. } | ProxyError::NoCapacity { .. } => {
                 StatusCode::GATEWAY_TIMEOUT
             }

@@ -143,8 +143,14 @@ impl Proxy {
                 })?
         };
         let Some(revision) = route.pick_revision().cloned() else {
-            return Err(ProxyError::UnknownHost {
-                host: route.name.clone(),
+            return Err(match &route.unavailable {
+                Some(why) => ProxyError::NotReady {
+                    service: route.name.clone(),
+                    why: why.clone(),
+                },
+                None => ProxyError::UnknownHost {
+                    host: route.name.clone(),
+                },
             });
         };
         let started = Instant::now();

@@ -26,6 +26,9 @@ pub struct Route {
     /// `namespace/service`, for logs.
     pub name: String,
     pub targets: Vec<WeightedRevision>,
+    /// Why a route that exists has nothing to send requests to (its service is not
+    /// ready): its requests get a 503 saying so, not a 404.
+    pub unavailable: Option<String>,
     counter: AtomicU64,
 }
 
@@ -34,7 +37,16 @@ impl Route {
         Self {
             name,
             targets,
+            unavailable: None,
             counter: AtomicU64::new(0),
+        }
+    }
+
+    /// A route whose service exists but cannot serve yet, and why.
+    pub fn unavailable(name: String, why: String) -> Self {
+        Self {
+            unavailable: Some(why),
+            ..Self::new(name, Vec::new())
         }
     }
 

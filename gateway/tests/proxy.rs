@@ -63,6 +63,32 @@ async fn unknown_hosts_get_a_404_naming_only_that_host() {
 }
 
 #[tokio::test]
+async fn a_service_that_is_not_ready_gets_a_503_saying_why() {
+    let g = gateway_to(None).await;
+    let mut routes = std::collections::HashMap::new();
+    routes.insert(
+        "broken.default.localhost".to_owned(),
+        Arc::new(paas_gateway::Route::unavailable(
+            "default/broken".into(),
+            "revision broken-00001: replica exited with code 3".into(),
+        )),
+    );
+    g.table.set_routes(routes);
+    let (head, body) = exchange(
+        g.port,
+        b"GET / HTTP/1.1\r\nHost: broken.default.localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("retry-after"), "{head}");
+    let body = String::from_utf8(body).unwrap();
+    assert!(
+        body.contains("default/broken is not ready") && body.contains("exited with code 3"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn hop_by_hop_headers_are_dropped_and_forwarded_headers_set() {
     let g = gateway_to(Some(replica().await)).await;
     let (head, body) = exchange(

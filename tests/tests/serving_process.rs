@@ -78,6 +78,14 @@ fn a_crashing_replica_fails_the_deploy_with_its_logs() {
     let err = paas_e2e::stderr(&out);
     assert!(err.contains("exited with code 3"), "{err}");
     assert!(err.contains("boom: missing config"), "{err}");
+    // The service exists: its requests are told it is not ready and why, not 404.
+    let r = p.get("crash", "/");
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(
+        r.body.contains("default/crash is not ready") && r.body.contains("exited with code 3"),
+        "{}",
+        r.body
+    );
 }
 
 #[test]

@@ -257,6 +257,53 @@ async fn announce(ctx: &Context, ns: &str, name: &str, verdict: &canary::Verdict
 }
 
 /// Rebuild the gateway's host table from every route's resolved traffic.
+/// Why a route has no revision to send requests to, in the words of its own Ready
+/// condition and of its latest revision's.
+async fn why_not_serving(ctx: &Context, route: &Route) -> String {
+    let mut why = match route.status.conditions.get("Ready") {
+        Some(c) if c.status != ConditionStatus::True => c
+            .message
+            .clone()
+            .unwrap_or_else(|| c.reason.clone().unwrap_or_default()),
+        _ => String::new(),
+    };
+    let config = ctx
+        .store
+        .get::<Configuration>(route.namespace(), route.name())
+        .await
+        .ok()
+        .flatten();
+    let latest = config.and_then(|c| c.status.latest_created_revision_name);
+    if let Some(latest) = latest {
+        let revision = ctx
+            .store
+            .get::<Revision>(route.namespace(), &latest)
+            .await
+            .ok()
+            .flatten();
+        if let Some(c) = revision
+            .as_ref()
+            .and_then(|r| r.status.conditions.get("Ready"))
+        {
+            if c.status != ConditionStatus::True {
+                let reason = c.message.as_deref().or(c.reason.as_deref()).unwrap_or("");
+                let line = format!("revision {latest}: {reason}");
+                why = if why.is_empty() {
+                    line
+                } else {
+                    format!("{why}; {line}")
+                };
+            }
+        }
+    }
+    if why.is_empty() {
+        "it has no ready revision yet".to_owned()
+    } else {
+        // One line: the answer is a plain-text body.
+        why.replace('\n', " | ")
+    }
+}
+
 pub async fn publish(ctx: &Context) -> Result<()> {
     let routes = ctx.store.list::<Route>(None).await?;
     let mut hosts = HashMap::new();
@@ -294,10 +341,20 @@ pub async fn publish(ctx: &Context) -> Result<()> {
             }
         }
         targets.retain(|t| t.percent > 0);
+        let host = format!("{name}.{ns}.localhost");
         if !targets.is_empty() {
             hosts.insert(
-                format!("{name}.{ns}.localhost"),
+                host,
                 Arc::new(paas_gateway::Route::new(format!("{ns}/{name}"), targets)),
+            );
+        } else {
+            let why = why_not_serving(ctx, route).await;
+            hosts.insert(
+                host,
+                Arc::new(paas_gateway::Route::unavailable(
+                    format!("{ns}/{name}"),
+                    why,
+                )),
             );
         }
     }
