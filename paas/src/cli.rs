@@ -190,6 +190,20 @@ pub(crate) struct UpArgs {
     /// Autoscaler: the fewest replicas a revision wakes to from zero.
     #[arg(long, env = "PAAS_ACTIVATION_SCALE", default_value_t = 1)]
     pub(crate) activation_scale: u32,
+    /// Gateway: a request head must arrive within this long, and a keep-alive
+    /// connection idle this long is closed.
+    #[arg(long, env = "PAAS_HEADER_READ_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub(crate) header_read_timeout: std::time::Duration,
+    /// Gateway: client connections open at once; beyond, 503 with Retry-After.
+    #[arg(long, env = "PAAS_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) max_connections: u32,
+    /// Gateway: bytes of one request head (request line and headers); beyond, 431.
+    #[arg(long, env = "PAAS_MAX_HEADER_BYTES", default_value_t = 64 * 1024, value_parser = clap::value_parser!(u32).range(1024..))]
+    pub(crate) max_header_bytes: u32,
+    /// Broker and channel ingress: event bytes held in memory at once, all requests
+    /// together; beyond, 503 with Retry-After.
+    #[arg(long, env = "PAAS_INGRESS_BYTES_IN_FLIGHT", default_value_t = 64 << 20, value_parser = clap::value_parser!(u32).range(1 << 20..))]
+    pub(crate) ingress_bytes_in_flight: u32,
     /// Log filter, e.g. `info` or `paas_controller=debug`.
     #[arg(long, env = "PAAS_LOG", default_value = "info")]
     pub(crate) log: String,

@@ -17,7 +17,7 @@ use paas_eventing::ingress::BrokerIngress;
 use paas_eventing::log::{EmbeddedLog, KafkaConfig, KafkaLog, Retention};
 use paas_eventing::transport::HttpTransport;
 use paas_eventing::EventLog;
-use paas_gateway::{Gateway, RoutingTable};
+use paas_gateway::{Gateway, GatewayLimits, RoutingTable};
 use paas_runtime::docker::DockerRuntime;
 use paas_runtime::process::ProcessRuntime;
 use paas_runtime::Runtime;
@@ -120,7 +120,15 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path, given_token: Option<String
     };
     let ingress = Arc::new(BrokerIngress::new(event_log.clone()));
     let channels = Arc::new(BrokerIngress::channels(event_log.clone()));
+    let limits = GatewayLimits {
+        header_read_timeout: args.header_read_timeout,
+        max_connections: args.max_connections as usize,
+        max_header_bytes: args.max_header_bytes as usize,
+        ingress_bytes_in_flight: args.ingress_bytes_in_flight as usize,
+        ..GatewayLimits::default()
+    };
     let gateway = Gateway::new(table.clone(), autoscaler.clone())
+        .with_limits(limits)
         .with_handler(INGRESS_HOST, Arc::new(IngressHandler(ingress.clone())))
         .with_handler(CHANNEL_HOST, Arc::new(IngressHandler(channels.clone())));
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
