@@ -5,11 +5,13 @@
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::Full;
+use paas_api::Object;
 use paas_eventing::dispatcher::{DispatchSpec, ReplyTo, TriggerMetrics};
 use serde_json::{json, Value};
 
 use super::{json_response, ApiError, ApiState};
 use crate::reconcile::{kafkasource, parallel, pingsource, sequence};
+use crate::store::StoreExt;
 
 /// Which dispatchers belong to an object, and what each is called to a person.
 fn hop_of(plural: &str, ns: &str, name: &str, key: &str, spec: &DispatchSpec) -> Option<Hop> {
@@ -96,12 +98,20 @@ fn view(hop: &Hop, key: &str, spec: &DispatchSpec, metrics: &TriggerMetrics) -> 
     })
 }
 
-pub(super) fn deliveries(
+/// The hops of the `T` named `ns/name`; 404 when there is no such object (rather than
+/// an empty list, which would read as an object with nothing delivered yet).
+pub(super) async fn deliveries<T: Object>(
     state: &ApiState,
-    plural: &str,
     ns: &str,
     name: &str,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
+    if state.ctx.store.get::<T>(ns, name).await?.is_none() {
+        return Err(ApiError::NotFound(format!(
+            "{} {ns}/{name} not found",
+            T::PLURAL
+        )));
+    }
+    let plural = T::PLURAL;
     let mut hops: Vec<(Hop, Value)> = state
         .ctx
         .dispatchers

@@ -15,6 +15,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
+    #[error("the request body is over the API's limit of {} MiB: send one resource per request, and keep large data out of manifests", limit >> 20)]
+    PayloadTooLarge { limit: usize },
     #[error("{method} is not allowed on {path}")]
     MethodNotAllowed { method: String, path: String },
     #[error("{kind} {name:?} is invalid: {}", causes.iter().map(|(f, m)| format!("{f}: {m}")).collect::<Vec<_>>().join("; "))]
@@ -35,6 +37,7 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Store(StoreError::AlreadyExists { .. }) => StatusCode::CONFLICT,
@@ -49,6 +52,7 @@ impl ApiError {
             ApiError::Unauthorized => "Unauthorized",
             ApiError::NotFound(_) | ApiError::Store(StoreError::NotFound { .. }) => "NotFound",
             ApiError::BadRequest(_) => "BadRequest",
+            ApiError::PayloadTooLarge { .. } => "RequestEntityTooLarge",
             ApiError::MethodNotAllowed { .. } => "MethodNotAllowed",
             ApiError::Invalid { .. } => "Invalid",
             ApiError::Store(StoreError::AlreadyExists { .. }) => "AlreadyExists",

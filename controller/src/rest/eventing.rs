@@ -90,27 +90,24 @@ pub(super) async fn route(
         method: method.to_string(),
         path: format!("/apis/{group}/{}", parts.join("/")),
     };
-    if let ["namespaces", ns, plural, name, "deliveries"] = parts {
-        if method != Method::GET {
-            return Err(not_allowed());
-        }
-        return super::deliveries::deliveries(state, plural, ns, name);
-    }
-    let (ns, plural, name) = match parts {
-        [plural] => (None, *plural, None),
-        ["namespaces", ns, plural] => (Some(*ns), *plural, None),
-        ["namespaces", ns, plural, name] => (Some(*ns), *plural, Some(*name)),
+    let at = match parts {
+        [plural] => At::new(None, plural, None),
+        ["namespaces", ns, plural] => At::new(Some(ns), plural, None),
+        ["namespaces", ns, plural, name] => At::new(Some(ns), plural, Some(name)),
+        ["namespaces", ns, plural, name, "deliveries"] => At {
+            deliveries: true,
+            ..At::new(Some(ns), plural, Some(name))
+        },
         _ => return Err(not_allowed()),
     };
+    let plural = at.plural;
     match (group, plural) {
-        (EVENTING_API_VERSION, "brokers") => handle::<Broker>(state, req, ns, name).await,
-        (EVENTING_API_VERSION, "triggers") => handle::<Trigger>(state, req, ns, name).await,
-        (FLOWS_API_VERSION, "sequences") => handle::<Sequence>(state, req, ns, name).await,
-        (FLOWS_API_VERSION, "parallels") => handle::<Parallel>(state, req, ns, name).await,
-        (SOURCES_API_VERSION, "pingsources") => handle::<PingSource>(state, req, ns, name).await,
-        (KAFKA_SOURCE_API_VERSION, "kafkasources") => {
-            handle::<KafkaSource>(state, req, ns, name).await
-        }
+        (EVENTING_API_VERSION, "brokers") => handle::<Broker>(state, req, at).await,
+        (EVENTING_API_VERSION, "triggers") => handle::<Trigger>(state, req, at).await,
+        (FLOWS_API_VERSION, "sequences") => handle::<Sequence>(state, req, at).await,
+        (FLOWS_API_VERSION, "parallels") => handle::<Parallel>(state, req, at).await,
+        (SOURCES_API_VERSION, "pingsources") => handle::<PingSource>(state, req, at).await,
+        (KAFKA_SOURCE_API_VERSION, "kafkasources") => handle::<KafkaSource>(state, req, at).await,
         _ => Err(ApiError::NotFound(format!(
             "no {plural} in {group}: it has {}",
             match group {
@@ -127,14 +124,47 @@ pub(super) async fn route(
     })
 }
 
-/// One kind's CRUD: list (all or one namespace), get, create, replace, delete.
+/// What a path under a group names: a kind's collection (in a namespace or all), one
+/// object, or one object's deliveries.
+#[derive(Debug, Clone, Copy)]
+struct At<'a> {
+    ns: Option<&'a str>,
+    plural: &'a str,
+    name: Option<&'a str>,
+    deliveries: bool,
+}
+
+impl<'a> At<'a> {
+    fn new(ns: Option<&'a str>, plural: &'a str, name: Option<&'a str>) -> Self {
+        Self {
+            ns,
+            plural,
+            name,
+            deliveries: false,
+        }
+    }
+}
+
+/// One kind's CRUD: list (all or one namespace), get, create, replace, delete; and an
+/// object's deliveries.
 async fn handle<T: Writable>(
     state: &ApiState,
     req: Request<Incoming>,
-    ns: Option<&str>,
-    name: Option<&str>,
+    at: At<'_>,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
     let method = req.method().clone();
+    let (ns, name) = (at.ns, at.name);
+    if at.deliveries {
+        return match (method, ns, name) {
+            (Method::GET, Some(ns), Some(name)) => {
+                super::deliveries::deliveries::<T>(state, ns, name).await
+            }
+            (method, _, _) => Err(ApiError::MethodNotAllowed {
+                method: method.to_string(),
+                path: String::new(),
+            }),
+        };
+    }
     match (method, ns, name) {
         (Method::GET, ns, None) => list::<T>(state, ns).await,
         (Method::GET, Some(ns), Some(name)) => get::<T>(state, ns, name).await,

@@ -24,14 +24,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use paas_api::serving::SERVING_API_VERSION;
 use paas_api::validation::validate_service;
-use paas_api::{keys, Configuration, Object, Revision, Route, Service};
+use paas_api::{keys, Configuration, Object, Revision, Route, Service, TypeMeta};
 use paas_gateway::Gateway;
 use paas_runtime::ReplicaSpec;
 use serde_json::json;
@@ -92,8 +92,8 @@ fn authorized(state: &ApiState, req: &Request<Incoming>) -> bool {
     req.headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| token::matches(&state.token, t.trim()))
+        .and_then(token::bearer)
+        .is_some_and(|t| token::matches(&state.token, t))
 }
 
 async fn route(
@@ -320,6 +320,56 @@ async fn read_service(
     Ok(svc)
 }
 
+/// A request's body, refused with 413 once it is over `limit`: at once when its
+/// Content-Length says so, else when that many bytes have come.
+async fn read_body<B>(req: Request<B>, limit: usize) -> Result<Bytes, ApiError>
+where
+    B: hyper::body::Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(ApiError::PayloadTooLarge { limit }),
+        Err(e) => Err(ApiError::BadRequest(format!("reading the body: {e}"))),
+    }
+}
+
+/// Refuse a body whose apiVersion or kind is not the one the path serves (a Deployment
+/// sent to .../services), naming both; one that leaves them out takes the path's.
+fn check_type<T: Object>(body: &[u8]) -> Result<(), ApiError> {
+    let Ok(said) = serde_json::from_slice::<TypeMeta>(body) else {
+        // Not even apiVersion and kind as strings: parsing as T says what is wrong.
+        return Ok(());
+    };
+    let differs = |given: &str, expected: &str| !given.is_empty() && given != expected;
+    if differs(&said.api_version, T::API_VERSION) || differs(&said.kind, T::KIND) {
+        let shown = |s: &str| {
+            if s.is_empty() {
+                "(none)".to_owned()
+            } else {
+                s.to_owned()
+            }
+        };
+        return Err(ApiError::BadRequest(format!(
+            "this path takes {} (apiVersion: {}, kind: {}), but the body is apiVersion: {}, kind: {}: send it to its own kind's path, or fix apiVersion and kind",
+            T::PLURAL,
+            T::API_VERSION,
+            T::KIND,
+            shown(&said.api_version),
+            shown(&said.kind),
+        )));
+    }
+    Ok(())
+}
+
 /// Parse a request body as `T` (unknown fields name their path) and place it in the
 /// namespace and under the name the path gives, refusing a body that says otherwise.
 pub(crate) async fn read_object<T: Object>(
@@ -327,11 +377,8 @@ pub(crate) async fn read_object<T: Object>(
     ns: &str,
     name: Option<&str>,
 ) -> Result<T, ApiError> {
-    let body = Limited::new(req.into_body(), MAX_BODY)
-        .collect()
-        .await
-        .map_err(|e| ApiError::BadRequest(format!("reading the body: {e}")))?
-        .to_bytes();
+    let body = read_body(req, MAX_BODY).await?;
+    check_type::<T>(&body)?;
     let de = &mut serde_json::Deserializer::from_slice(&body);
     let mut o: T = serde_path_to_error::deserialize(de)
         .map_err(|e| ApiError::BadRequest(format!("{}: {}", e.path(), e.inner())))?;
@@ -491,4 +538,37 @@ async fn delete_service(
         &json!({"apiVersion": "v1", "kind": "Status", "status": "Success", "details": {"name": name, "kind": "services"}}),
         &[],
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_body_without_a_length_is_refused_with_413_once_over_the_limit() {
+        let body = |n: usize| Request::new(Full::new(Bytes::from(vec![b'x'; n])));
+        assert!(matches!(
+            read_body(body(11), 10).await,
+            Err(ApiError::PayloadTooLarge { limit: 10 })
+        ));
+        assert_eq!(read_body(body(10), 10).await.unwrap().len(), 10);
+    }
+
+    #[test]
+    fn a_body_of_another_kind_names_both() {
+        let e = check_type::<Service>(br#"{"apiVersion": "apps/v1", "kind": "Deployment"}"#)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "this path takes services (apiVersion: serving.knative.dev/v1, kind: Service), but the body is apiVersion: apps/v1, kind: Deployment: send it to its own kind's path, or fix apiVersion and kind"
+        );
+        let e = check_type::<Service>(br#"{"kind": "Route"}"#).unwrap_err();
+        assert!(
+            e.to_string().contains("apiVersion: (none), kind: Route"),
+            "{e}"
+        );
+        assert!(check_type::<Service>(br#"{"metadata": {"name": "x"}}"#).is_ok());
+        assert!(check_type::<Service>(b"not json").is_ok());
+    }
 }

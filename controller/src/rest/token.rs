@@ -78,6 +78,14 @@ pub fn save(data_dir: &Path, token: &str) -> Result<String, TokenError> {
     Ok(token.to_owned())
 }
 
+/// The token of an `Authorization` header value with the Bearer scheme. A scheme is
+/// case-insensitive (RFC 9110, section 11.1): `bearer` and `BEARER` are Bearer too.
+pub fn bearer(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("Bearer") && !token.is_empty()).then_some(token)
+}
+
 /// Compare without leaking, through timing, how much of the token was right.
 pub fn matches(expected: &str, presented: &str) -> bool {
     let (a, b) = (expected.as_bytes(), presented.as_bytes());
@@ -121,5 +129,29 @@ mod tests {
         assert!(err.contains("PAAS_TOKEN") && err.contains("16"), "{err}");
         assert!(save(&dir, "has a space in the middle").is_err());
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in [
+            "Bearer abc",
+            "bearer abc",
+            "BEARER abc",
+            "bEaReR  abc ",
+            " Bearer abc",
+        ] {
+            assert_eq!(bearer(value), Some("abc"), "{value:?}");
+        }
+        for value in [
+            "Basic abc",
+            "Bearerabc",
+            "Bearer",
+            "Bearer  ",
+            "abc",
+            "",
+            "Bearer: abc",
+        ] {
+            assert_eq!(bearer(value), None, "{value:?}");
+        }
     }
 }
