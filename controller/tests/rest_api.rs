@@ -17,8 +17,8 @@ use paas_controller::changed::Changed;
 use paas_controller::clusters::SourceClusters;
 use paas_controller::fleet::Fleet;
 use paas_controller::reconcile::Context;
-use paas_controller::rest::{self, ApiState};
-use paas_controller::store::SqliteStore;
+use paas_controller::rest::{self, ApiLimits, ApiState};
+use paas_controller::store::{ObjectKey, SqliteStore, Store, StoreError, WatchEvent};
 use paas_eventing::dispatcher::Dispatchers;
 use paas_eventing::ingress::BrokerIngress;
 use paas_eventing::log::{EmbeddedLog, Retention};
@@ -50,6 +50,11 @@ impl Drop for Api {
 }
 
 async fn start() -> Api {
+    start_with(|store| store, ApiLimits::default()).await
+}
+
+/// An API whose store is `wrap` of a fresh SQLite store, serving under `limits`.
+async fn start_with(wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>, limits: ApiLimits) -> Api {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "paas-rest-api-{}-{}",
@@ -58,7 +63,7 @@ async fn start() -> Api {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let store = SqliteStore::open(&dir.join("paas.db")).unwrap();
+    let store = wrap(Arc::new(SqliteStore::open(&dir.join("paas.db")).unwrap()));
     let runtime = ProcessRuntime::new(&dir).unwrap();
     let table = RoutingTable::new();
     let fleet = Fleet::new(runtime, table.clone(), Arc::new(Changed::default()));
@@ -68,7 +73,7 @@ async fn start() -> Api {
     let ctx = Arc::new(Context {
         dispatchers: Dispatchers::new(event_log.clone(), Arc::new(HttpTransport::new())),
         event_log: event_log.clone(),
-        store: Arc::new(store),
+        store,
         fleet,
         autoscaler: autoscaler.clone(),
         table: table.clone(),
@@ -87,7 +92,7 @@ async fn start() -> Api {
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(rest::serve(listener, state));
+    let server = tokio::spawn(rest::serve_with(listener, state, limits));
     Api { addr, dir, server }
 }
 
@@ -353,4 +358,80 @@ async fn deliveries_of_a_missing_object_are_404() {
     let (status, _) =
         authorized(&api, "POST", &format!("{BROKERS}/default/deliveries"), None).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+/// A store whose reads work but whose health check fails, as a damaged file's would.
+#[derive(Debug)]
+struct Damaged(Arc<dyn Store>);
+
+#[async_trait::async_trait]
+impl Store for Damaged {
+    async fn get_raw(&self, key: &ObjectKey) -> Result<Option<Value>, StoreError> {
+        self.0.get_raw(key).await
+    }
+    async fn list_raw(
+        &self,
+        kind: &'static str,
+        namespace: Option<&str>,
+    ) -> Result<Vec<Value>, StoreError> {
+        self.0.list_raw(kind, namespace).await
+    }
+    async fn create_raw(&self, key: &ObjectKey, object: Value) -> Result<Value, StoreError> {
+        self.0.create_raw(key, object).await
+    }
+    async fn update_raw(
+        &self,
+        key: &ObjectKey,
+        object: Value,
+        status_only: bool,
+    ) -> Result<Value, StoreError> {
+        self.0.update_raw(key, object, status_only).await
+    }
+    async fn delete_raw(&self, key: &ObjectKey) -> Result<bool, StoreError> {
+        self.0.delete_raw(key).await
+    }
+    fn watch(&self) -> tokio::sync::broadcast::Receiver<WatchEvent> {
+        self.0.watch()
+    }
+    async fn health(&self) -> Result<(), StoreError> {
+        Err(StoreError::Damaged {
+            path: "paas.db".into(),
+            problem: "*** in database main *** Page 3: btreeInitPage() returns error code 11"
+                .into(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn healthz_reflects_the_stores_health() {
+    let healthy = start().await;
+    let (status, _) = call(&healthy, "GET", "/healthz", "", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let damaged = start_with(|store| Arc::new(Damaged(store)), ApiLimits::default()).await;
+    let (status, _) = call(&damaged, "GET", "/healthz", "", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_head_is_disconnected() {
+    let limits = ApiLimits {
+        header_read_timeout: std::time::Duration::from_millis(500),
+        ..ApiLimits::default()
+    };
+    let api = start_with(|store| store, limits).await;
+    let mut slow = TcpStream::connect(api.addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHo")
+        .await
+        .unwrap();
+    // The server closes the connection (maybe after a 408): read to the end.
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        slow.read_to_end(&mut rest),
+    )
+    .await;
+    assert!(closed.is_ok(), "the connection was still open after 20 s");
+    // Meanwhile and after, others are served.
+    let (status, _) = call(&api, "GET", "/healthz", "", None).await;
+    assert_eq!(status, StatusCode::OK);
 }

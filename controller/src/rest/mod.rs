@@ -55,11 +55,57 @@ pub struct ApiState {
     pub channels: Arc<paas_eventing::ingress::BrokerIngress>,
 }
 
+/// What one client may hold of the API.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiLimits {
+    /// A request head must arrive within this long (also how long an idle keep-alive
+    /// connection stays): a client trickling header bytes must not hold a task for ever.
+    pub header_read_timeout: std::time::Duration,
+    /// Connections open at once; beyond, new ones are closed. The API is for operators
+    /// and their tools, not the public.
+    pub max_connections: usize,
+    /// Bytes of one request head.
+    pub max_header_bytes: usize,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: std::time::Duration::from_secs(30),
+            max_connections: 1024,
+            max_header_bytes: 64 * 1024,
+        }
+    }
+}
+
 pub async fn serve(listener: TcpListener, state: ApiState) {
+    serve_with(listener, state, ApiLimits::default()).await;
+}
+
+pub async fn serve_with(listener: TcpListener, state: ApiState, limits: ApiLimits) {
     let state = Arc::new(state);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut failures = 0u32;
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => {
+                failures = 0;
+                stream
+            }
+            Err(e) => {
+                // Out of descriptors and the like: back off instead of spinning.
+                failures = failures.saturating_add(1);
+                let pause = std::time::Duration::from_millis(5 << failures.min(8));
+                tracing::warn!(error = %e, ?pause, "the API could not accept a connection");
+                tokio::time::sleep(pause).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(
+                limit = limits.max_connections,
+                "the API has too many connections open; closing a new one"
+            );
             continue;
         };
         let state = state.clone();
@@ -69,8 +115,12 @@ pub async fn serve(listener: TcpListener, state: ApiState) {
                 async move { Ok::<_, Infallible>(handle(&state, req).await) }
             });
             let _ = http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .max_buf_size(limits.max_header_bytes)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
+            drop(slot);
         });
     }
 }
@@ -102,7 +152,11 @@ async fn route(
 ) -> Result<Response<Full<Bytes>>, ApiError> {
     let path = req.uri().path().to_owned();
     if path == "/healthz" {
-        return Ok(text(StatusCode::OK, "ok\n".into()));
+        // Up means able to serve: a store that no longer reads is not up.
+        return Ok(match state.ctx.store.health().await {
+            Ok(()) => text(StatusCode::OK, "ok\n".into()),
+            Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}\n")),
+        });
     }
     if !authorized(state, &req) {
         return Err(ApiError::Unauthorized);
