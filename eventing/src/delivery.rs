@@ -162,20 +162,10 @@ pub async fn deliver(
         };
     };
     let dead = with_error_extensions(event, subscriber, &last);
-    // The dead-letter sink gets the same retries: losing the event there loses it.
-    for attempt in 0..=policy.retry {
-        if attempt > 0 {
-            tokio::time::sleep(policy.backoff(attempt)).await;
-        }
-        match transport.send(dls, &dead, policy.timeout).await {
-            Attempt::Response { status, .. } if (200..300).contains(&status) => {
-                return Outcome::DeadLettered {
-                    status: status_of(&last),
-                };
-            }
-            Attempt::Response { status, .. } if !retryable(status) => break,
-            _ => {}
-        }
+    if to_dead_letter_sink(transport, &dead, dls, policy).await {
+        return Outcome::DeadLettered {
+            status: status_of(&last),
+        };
     }
     Outcome::Dropped {
         reason: format!(
@@ -183,6 +173,27 @@ pub async fn deliver(
             describe(&last)
         ),
     }
+}
+
+/// Send `dead` (an event with its error extensions) to the dead-letter sink `dls`; whether
+/// the sink took it. The sink gets the same retries: losing the event there loses it.
+pub async fn to_dead_letter_sink(
+    transport: &dyn Transport,
+    dead: &CloudEvent,
+    dls: &str,
+    policy: &DeliveryPolicy,
+) -> bool {
+    for attempt in 0..=policy.retry {
+        if attempt > 0 {
+            tokio::time::sleep(policy.backoff(attempt)).await;
+        }
+        match transport.send(dls, dead, policy.timeout).await {
+            Attempt::Response { status, .. } if (200..300).contains(&status) => return true,
+            Attempt::Response { status, .. } if !retryable(status) => break,
+            _ => {}
+        }
+    }
+    false
 }
 
 fn status_of(a: &Attempt) -> Option<u16> {
@@ -223,20 +234,20 @@ pub fn with_error_extensions(event: &CloudEvent, destination: &str, last: &Attem
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Mutex;
 
     use super::*;
 
-    /// Answers from a script, recording when each attempt was made.
+    /// Answers from a script (then 200), recording when each attempt was made.
     #[derive(Debug)]
-    struct Scripted {
+    pub(crate) struct Scripted {
         answers: Mutex<Vec<Attempt>>,
-        seen: Mutex<Vec<(String, tokio::time::Instant, CloudEvent)>>,
+        pub(crate) seen: Mutex<Vec<(String, tokio::time::Instant, CloudEvent)>>,
     }
 
     impl Scripted {
-        fn new(mut answers: Vec<Attempt>) -> Self {
+        pub(crate) fn new(mut answers: Vec<Attempt>) -> Self {
             answers.reverse();
             Self {
                 answers: Mutex::new(answers),
@@ -266,7 +277,7 @@ mod tests {
         }
     }
 
-    fn status(s: u16) -> Attempt {
+    pub(crate) fn status(s: u16) -> Attempt {
         Attempt::Response {
             status: s,
             retry_after: None,

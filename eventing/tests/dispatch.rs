@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
@@ -24,6 +25,7 @@ use paas_eventing::delivery::DeliveryPolicy;
 use paas_eventing::dispatcher::{DispatchSpec, Dispatchers, Records, ReplyTo};
 use paas_eventing::filter::Filter;
 use paas_eventing::transport::HttpTransport;
+use paas_eventing::{EventLog, InitialOffset, LogError, Position, Record, Subscription};
 use support::{fresh_log, Backend};
 use tokio::net::TcpListener;
 
@@ -78,6 +80,18 @@ async fn subscriber(behaviour: Behaviour) -> (SocketAddr, Seen) {
     (addr, seen)
 }
 
+/// A 200 whose body is a reply: a "receipt" event for `e`, with id `receipt-{e.id}`.
+fn receipt(e: &CloudEvent) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(b"{\"ok\":true}")));
+    let h = r.headers_mut();
+    h.insert("ce-specversion", "1.0".parse().unwrap());
+    h.insert("ce-id", format!("receipt-{}", e.id).parse().unwrap());
+    h.insert("ce-source", "/first".parse().unwrap());
+    h.insert("ce-type", "receipt".parse().unwrap());
+    h.insert("content-type", "application/json".parse().unwrap());
+    r
+}
+
 fn status(s: u16) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::new()));
     *r.status_mut() = hyper::StatusCode::from_u16(s).unwrap();
@@ -128,6 +142,218 @@ async fn wait_for(seen: &Seen, n: usize) {
         "only {} of {n} events arrived",
         seen.0.lock().unwrap().len()
     );
+}
+
+/// Wait, bounded, until `done` holds.
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..1500 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("not within 30 s: {what}");
+}
+
+/// The log, except that appends to one topic are refused while `refusals` lasts: a
+/// flow's next hop whose log fails for a while.
+#[derive(Debug)]
+struct RefusingAppends {
+    inner: Arc<dyn EventLog>,
+    topic: String,
+    refusals: AtomicUsize,
+}
+
+impl RefusingAppends {
+    fn new(inner: Arc<dyn EventLog>, topic: &str, refusals: usize) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            topic: topic.to_owned(),
+            refusals: AtomicUsize::new(refusals),
+        })
+    }
+}
+
+#[async_trait]
+impl EventLog for RefusingAppends {
+    async fn ensure_topic(&self, topic: &str) -> Result<(), LogError> {
+        self.inner.ensure_topic(topic).await
+    }
+
+    async fn delete_topic(&self, topic: &str) -> Result<(), LogError> {
+        self.inner.delete_topic(topic).await
+    }
+
+    async fn append(&self, topic: &str, records: Vec<Record>) -> Result<Vec<Position>, LogError> {
+        let refused = topic == self.topic
+            && self
+                .refusals
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+        if refused {
+            return Err(LogError::Backend {
+                topic: topic.to_owned(),
+                message: "refused by the test".into(),
+            });
+        }
+        self.inner.append(topic, records).await
+    }
+
+    async fn subscribe(
+        &self,
+        topic: &str,
+        group: &str,
+        initial: InitialOffset,
+    ) -> Result<Box<dyn Subscription>, LogError> {
+        self.inner.subscribe(topic, group, initial).await
+    }
+
+    async fn subscribe_as(
+        &self,
+        topic: &str,
+        group: &str,
+        reader: &str,
+        initial: InitialOffset,
+    ) -> Result<Box<dyn Subscription>, LogError> {
+        self.inner.subscribe_as(topic, group, reader, initial).await
+    }
+
+    async fn delete_group(&self, topic: &str, group: &str) -> Result<(), LogError> {
+        self.inner.delete_group(topic, group).await
+    }
+}
+
+/// A flow step (its reply goes into the topic `next`) on `topic`, whose subscriber
+/// answers each event with a receipt; the dispatchers store replies through `log`.
+async fn step(topic: &str, next: &str, dead_letter: Option<SocketAddr>) -> (DispatchSpec, Seen) {
+    let (addr, seen) = subscriber(Arc::new(|_, e: &CloudEvent| receipt(e))).await;
+    let mut s = spec(topic, addr, None, dead_letter);
+    s.reply = ReplyTo::Topic(next.to_owned());
+    s.policy.retry = 2;
+    s.policy.delay = Duration::from_millis(1);
+    (s, seen)
+}
+
+/// The ids of the first `n` events in `topic`, read from its start.
+async fn read_ids(log: &dyn EventLog, topic: &str, n: usize) -> HashSet<String> {
+    let mut sub = log
+        .subscribe(topic, &format!("{topic}-reader"), InitialOffset::Earliest)
+        .await
+        .unwrap();
+    let mut ids = HashSet::new();
+    while ids.len() < n {
+        let d = support::next(&mut sub).await;
+        ids.insert(kafka_binding::from_record(&d.record).unwrap().id);
+    }
+    ids
+}
+
+async fn every_reply_reaches_the_next_hop_while_its_appends_fail_for_a_while(backend: Backend) {
+    let (log, topic) = fresh_log(backend, "refused").await;
+    let next = format!("{topic}-next");
+    log.ensure_topic(&next).await.unwrap();
+    // 50 events, 3 attempts each per round: most of them go through a second round.
+    let refusing = RefusingAppends::new(log.clone(), &next, 120);
+    let dispatchers = Dispatchers::new(refusing.clone(), Arc::new(HttpTransport::new()));
+    let (s, _) = step(&topic, &next, None).await;
+    dispatchers.ensure("step", s).await.unwrap();
+    log.append(
+        &topic,
+        (0..50)
+            .map(|i| kafka_binding::to_record(&event(i, "t")))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    let expected: HashSet<String> = (0..50).map(|i| format!("receipt-e-{i}")).collect();
+    assert_eq!(
+        read_ids(&*log, &next, 50).await,
+        expected,
+        "a reply was lost"
+    );
+    let m = dispatchers.metrics("step").unwrap();
+    let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    eventually("every event finished", || get(&m.delivered) == 50).await;
+    assert_eq!(get(&m.reply_failures), 120);
+    assert_eq!(get(&m.replies), 50);
+    assert_eq!(get(&m.dropped) + get(&m.dead_lettered), 0);
+    assert_eq!(get(&m.replies_waiting), 0);
+    println!("50 events, 120 appends of their replies refused, 50 replies stored, 0 lost");
+}
+
+async fn an_event_whose_reply_is_not_stored_is_not_committed(backend: Backend) {
+    let (log, topic) = fresh_log(backend, "held").await;
+    let next = format!("{topic}-next");
+    log.ensure_topic(&next).await.unwrap();
+    let refusing = RefusingAppends::new(log.clone(), &next, usize::MAX);
+    let (s, seen) = step(&topic, &next, None).await;
+    let first = Dispatchers::new(refusing.clone(), Arc::new(HttpTransport::new()));
+    first.ensure("step", s.clone()).await.unwrap();
+    log.append(
+        &topic,
+        (0..10)
+            .map(|i| kafka_binding::to_record(&event(i, "t")))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    // No dead-letter sink: each event waits, uncommitted, for its reply to be stored.
+    let m = first.metrics("step").unwrap();
+    eventually("every event waits for its reply to be stored", || {
+        m.replies_waiting.load(Ordering::Relaxed) == 10
+    })
+    .await;
+    // Stopped (a crash, or an update of the step); the log works again.
+    first.stop("step");
+    drop(first);
+    refusing.refusals.store(0, Ordering::SeqCst);
+    let second = Dispatchers::new(refusing.clone(), Arc::new(HttpTransport::new()));
+    second.ensure("step", s).await.unwrap();
+    let expected: HashSet<String> = (0..10).map(|i| format!("receipt-e-{i}")).collect();
+    assert_eq!(
+        read_ids(&*log, &next, 10).await,
+        expected,
+        "a reply was lost"
+    );
+    println!(
+        "10 events held uncommitted, then delivered again: {} deliveries",
+        seen.0.lock().unwrap().len()
+    );
+}
+
+async fn an_event_whose_reply_cannot_be_stored_goes_to_the_dead_letter_sink(backend: Backend) {
+    let (log, topic) = fresh_log(backend, "reply-dls").await;
+    let next = format!("{topic}-next");
+    log.ensure_topic(&next).await.unwrap();
+    let refusing = RefusingAppends::new(log.clone(), &next, usize::MAX);
+    let (dls, dead) = subscriber(Arc::new(|_, _| status(200))).await;
+    let (s, _) = step(&topic, &next, Some(dls)).await;
+    let dispatchers = Dispatchers::new(refusing.clone(), Arc::new(HttpTransport::new()));
+    dispatchers.ensure("step", s).await.unwrap();
+    log.append(
+        &topic,
+        (0..10)
+            .map(|i| kafka_binding::to_record(&event(i, "t")))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    wait_for(&dead, 10).await;
+    let expected: HashSet<String> = (0..10).map(|i| format!("e-{i}")).collect();
+    assert_eq!(
+        dead.ids(),
+        expected,
+        "the events themselves, as Knative sends them"
+    );
+    for e in dead.0.lock().unwrap().iter() {
+        assert_eq!(e.attribute("knativeerrordest").as_deref(), Some(&*next));
+        assert_eq!(e.attribute("knativeerrorcode").as_deref(), Some("0"));
+    }
+    let m = dispatchers.metrics("step").unwrap();
+    let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    eventually("every event finished", || get(&m.dead_lettered) == 10).await;
+    assert_eq!(get(&m.reply_failures), 30, "the policy's 3 attempts each");
+    assert_eq!(get(&m.delivered) + get(&m.dropped), 0);
 }
 
 async fn with_a_flaky_subscriber_every_matching_event_is_delivered_or_dead_lettered(
@@ -203,17 +429,7 @@ async fn a_refused_event_goes_to_the_dead_letter_sink_with_why(backend: Backend)
 async fn a_reply_reenters_the_broker_and_reaches_another_trigger(backend: Backend) {
     let (log, topic) = fresh_log(backend, "reply").await;
     // The first subscriber answers each "order" with a "receipt" event.
-    let (first, _) = subscriber(Arc::new(|_, e: &CloudEvent| {
-        let mut r = Response::new(Full::new(Bytes::from_static(b"{\"ok\":true}")));
-        let h = r.headers_mut();
-        h.insert("ce-specversion", "1.0".parse().unwrap());
-        h.insert("ce-id", format!("receipt-{}", e.id).parse().unwrap());
-        h.insert("ce-source", "/first".parse().unwrap());
-        h.insert("ce-type", "receipt".parse().unwrap());
-        h.insert("content-type", "application/json".parse().unwrap());
-        r
-    }))
-    .await;
+    let (first, _) = subscriber(Arc::new(|_, e: &CloudEvent| receipt(e))).await;
     let (second, receipts) = subscriber(Arc::new(|_, _| status(202))).await;
     let dispatchers = Dispatchers::new(log.clone(), Arc::new(HttpTransport::new()));
     dispatchers
@@ -396,4 +612,7 @@ on_both_backends!(
     ordered_delivery_keeps_each_partition_keys_order_through_retries,
     the_triggers_counters_add_up,
     a_restarted_dispatcher_resumes_where_it_left_off,
+    every_reply_reaches_the_next_hop_while_its_appends_fail_for_a_while,
+    an_event_whose_reply_is_not_stored_is_not_committed,
+    an_event_whose_reply_cannot_be_stored_goes_to_the_dead_letter_sink,
 );

@@ -30,8 +30,14 @@ pub struct TriggerMetrics {
     pub delivered: AtomicU64,
     pub dead_lettered: AtomicU64,
     pub dropped: AtomicU64,
-    /// Replies put back into the broker.
+    /// Replies put back into the broker (or on to the next hop).
     pub replies: AtomicU64,
+    /// Attempts to store a reply in the log that failed; each was tried again, or its
+    /// event dead-lettered.
+    pub reply_failures: AtomicU64,
+    /// Events held uncommitted now because the log refused their reply through a
+    /// whole round of retries and no dead-letter sink took them.
+    pub replies_waiting: AtomicU64,
     /// Records that were not CloudEvents, skipped.
     pub malformed: AtomicU64,
     /// Time from reading an event to its final outcome, summed, in microseconds.
@@ -46,6 +52,18 @@ impl TriggerMetrics {
     }
 
     pub fn finished(&self, outcome: &Outcome, took: Duration, event_id: &str) {
+        self.finished_because(outcome, None, took, event_id);
+    }
+
+    /// As [`TriggerMetrics::finished`], with why it ended so when the outcome does not
+    /// say (an event dead-lettered because its reply could not be stored).
+    pub fn finished_because(
+        &self,
+        outcome: &Outcome,
+        why: Option<String>,
+        took: Duration,
+        event_id: &str,
+    ) {
         let (counter, name, detail) = match outcome {
             Outcome::Delivered { reply } => (
                 &self.delivered,
@@ -59,6 +77,7 @@ impl TriggerMetrics {
             ),
             Outcome::Dropped { reason } => (&self.dropped, "dropped", Some(reason.clone())),
         };
+        let detail = why.or(detail);
         self.count(counter);
         self.latency_micros
             .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
@@ -71,7 +90,8 @@ impl TriggerMetrics {
         });
     }
 
-    /// Every counter by the name Prometheus and `paas describe` give it.
+    /// Every count of events by what became of them, by the name Prometheus and
+    /// `paas describe` give it.
     pub fn counts(&self) -> [(&'static str, u64); 7] {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
@@ -109,6 +129,20 @@ pub(super) fn render<'a>(
             );
         }
     }
+    gauge_or_counter(
+        out,
+        &triggers,
+        "paas_trigger_reply_failures_total counter",
+        "Attempts to store a reply in the event log that failed (each retried, or its event dead-lettered).",
+        |m| get(&m.reply_failures),
+    );
+    gauge_or_counter(
+        out,
+        &triggers,
+        "paas_trigger_replies_waiting gauge",
+        "Events held uncommitted until the event log takes their reply.",
+        |m| get(&m.replies_waiting),
+    );
     let _ = writeln!(
         out,
         "# HELP paas_trigger_delivery_seconds Time from reading an event to its final outcome (retries included).\n# TYPE paas_trigger_delivery_seconds summary"
@@ -120,5 +154,20 @@ pub(super) fn render<'a>(
             get(&m.latency_micros) as f64 / 1e6,
             get(&m.finished)
         );
+    }
+}
+
+/// One metric family with a value per trigger; `name_type` is `NAME TYPE`.
+fn gauge_or_counter(
+    out: &mut String,
+    triggers: &[(&str, &TriggerMetrics)],
+    name_type: &str,
+    help: &str,
+    value: impl Fn(&TriggerMetrics) -> u64,
+) {
+    let name = name_type.split(' ').next().unwrap_or(name_type);
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name_type}");
+    for (trigger, m) in triggers {
+        let _ = writeln!(out, "{name}{{trigger=\"{trigger}\"}} {}", value(m));
     }
 }
