@@ -223,6 +223,28 @@ impl EventLog for RefusingAppends {
     }
 }
 
+/// A fresh log with a topic and its next hop (`{topic}-next`), and the same log
+/// refusing `refusals` appends to the next hop.
+async fn two_hops(
+    backend: Backend,
+    test: &str,
+    refusals: usize,
+) -> (Arc<dyn EventLog>, String, String, Arc<RefusingAppends>) {
+    let (log, topic) = fresh_log(backend, test).await;
+    let next = format!("{topic}-next");
+    log.ensure_topic(&next).await.unwrap();
+    let refusing = RefusingAppends::new(log.clone(), &next, refusals);
+    (log, topic, next, refusing)
+}
+
+/// Append events `e-0` to `e-{n-1}` to `topic`.
+async fn append_events(log: &dyn EventLog, topic: &str, n: usize) {
+    let records = (0..n)
+        .map(|i| kafka_binding::to_record(&event(i, "t")))
+        .collect();
+    log.append(topic, records).await.unwrap();
+}
+
 /// A flow step (its reply goes into the topic `next`) on `topic`, whose subscriber
 /// answers each event with a receipt; the dispatchers store replies through `log`.
 async fn step(topic: &str, next: &str, dead_letter: Option<SocketAddr>) -> (DispatchSpec, Seen) {
@@ -249,22 +271,12 @@ async fn read_ids(log: &dyn EventLog, topic: &str, n: usize) -> HashSet<String> 
 }
 
 async fn every_reply_reaches_the_next_hop_while_its_appends_fail_for_a_while(backend: Backend) {
-    let (log, topic) = fresh_log(backend, "refused").await;
-    let next = format!("{topic}-next");
-    log.ensure_topic(&next).await.unwrap();
     // 50 events, 3 attempts each per round: most of them go through a second round.
-    let refusing = RefusingAppends::new(log.clone(), &next, 120);
+    let (log, topic, next, refusing) = two_hops(backend, "refused", 120).await;
     let dispatchers = Dispatchers::new(refusing.clone(), Arc::new(HttpTransport::new()));
     let (s, _) = step(&topic, &next, None).await;
     dispatchers.ensure("step", s).await.unwrap();
-    log.append(
-        &topic,
-        (0..50)
-            .map(|i| kafka_binding::to_record(&event(i, "t")))
-            .collect(),
-    )
-    .await
-    .unwrap();
+    append_events(&*log, &topic, 50).await;
     let expected: HashSet<String> = (0..50).map(|i| format!("receipt-e-{i}")).collect();
     assert_eq!(
         read_ids(&*log, &next, 50).await,
@@ -282,21 +294,11 @@ async fn every_reply_reaches_the_next_hop_while_its_appends_fail_for_a_while(bac
 }
 
 async fn an_event_whose_reply_is_not_stored_is_not_committed(backend: Backend) {
-    let (log, topic) = fresh_log(backend, "held").await;
-    let next = format!("{topic}-next");
-    log.ensure_topic(&next).await.unwrap();
-    let refusing = RefusingAppends::new(log.clone(), &next, usize::MAX);
+    let (log, topic, next, refusing) = two_hops(backend, "held", usize::MAX).await;
     let (s, seen) = step(&topic, &next, None).await;
     let first = Dispatchers::new(refusing.clone(), Arc::new(HttpTransport::new()));
     first.ensure("step", s.clone()).await.unwrap();
-    log.append(
-        &topic,
-        (0..10)
-            .map(|i| kafka_binding::to_record(&event(i, "t")))
-            .collect(),
-    )
-    .await
-    .unwrap();
+    append_events(&*log, &topic, 10).await;
     // No dead-letter sink: each event waits, uncommitted, for its reply to be stored.
     let m = first.metrics("step").unwrap();
     eventually("every event waits for its reply to be stored", || {
@@ -322,22 +324,12 @@ async fn an_event_whose_reply_is_not_stored_is_not_committed(backend: Backend) {
 }
 
 async fn an_event_whose_reply_cannot_be_stored_goes_to_the_dead_letter_sink(backend: Backend) {
-    let (log, topic) = fresh_log(backend, "reply-dls").await;
-    let next = format!("{topic}-next");
-    log.ensure_topic(&next).await.unwrap();
-    let refusing = RefusingAppends::new(log.clone(), &next, usize::MAX);
+    let (log, topic, next, refusing) = two_hops(backend, "reply-dls", usize::MAX).await;
     let (dls, dead) = subscriber(Arc::new(|_, _| status(200))).await;
     let (s, _) = step(&topic, &next, Some(dls)).await;
     let dispatchers = Dispatchers::new(refusing.clone(), Arc::new(HttpTransport::new()));
     dispatchers.ensure("step", s).await.unwrap();
-    log.append(
-        &topic,
-        (0..10)
-            .map(|i| kafka_binding::to_record(&event(i, "t")))
-            .collect(),
-    )
-    .await
-    .unwrap();
+    append_events(&*log, &topic, 10).await;
     wait_for(&dead, 10).await;
     let expected: HashSet<String> = (0..10).map(|i| format!("e-{i}")).collect();
     assert_eq!(
@@ -535,14 +527,7 @@ async fn a_restarted_dispatcher_resumes_where_it_left_off(backend: Backend) {
         .ensure("t", spec(&topic, addr, None, None))
         .await
         .unwrap();
-    log.append(
-        &topic,
-        (0..300)
-            .map(|i| kafka_binding::to_record(&event(i, "t")))
-            .collect(),
-    )
-    .await
-    .unwrap();
+    append_events(&*log, &topic, 300).await;
     wait_for(&seen, 50).await;
     // Stopped mid-stream, as a crash or an update of the trigger would.
     first.stop("t");
