@@ -61,26 +61,57 @@ fn tansu() -> PathBuf {
 
 impl Tansu {
     pub fn start() -> Self {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("paas-tansu-{}-{port}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut t = Self {
-            address: format!("127.0.0.1:{port}"),
-            port,
-            dir,
-            guard: None,
-        };
-        t.restart();
-        t
+        // tansu must be given its port, which it advertises to clients: the port is one
+        // that was free a moment ago, and when another process took it first tansu
+        // cannot listen on it, and another is tried.
+        let mut failures = Vec::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let dir =
+                std::env::temp_dir().join(format!("paas-tansu-{}-{port}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut t = Self {
+                address: format!("127.0.0.1:{port}"),
+                port,
+                dir,
+                guard: None,
+            };
+            match t.launch() {
+                Ok(()) => return t,
+                Err(why) => {
+                    let _ = std::fs::remove_dir_all(&t.dir);
+                    failures.push(why);
+                }
+            }
+        }
+        panic!("tansu could not start on any of 5 ports: {failures:#?}");
     }
 
     /// Start the broker again on the same port and data.
     pub fn restart(&mut self) {
+        if let Err(why) = self.launch() {
+            panic!("tansu could not start again on {}: {why}", self.address);
+        }
+    }
+
+    /// Run tansu on this port and data; returns once it said it is ready and accepts
+    /// connections, or why it ended before that.
+    fn launch(&mut self) -> Result<(), String> {
         assert!(self.guard.is_none(), "tansu is already running");
+        let log = self.dir.join("tansu.log");
+        let pid_file = self.dir.join("tansu.pid");
+        let _ = std::fs::remove_file(&pid_file);
+        // The log is appended to across restarts: this start is ready when the log
+        // says so once more than before.
+        let ready_before = ready_lines(&log);
         let url = format!("tcp://127.0.0.1:{}", self.port);
+        // A broker that ignores SIGTERM for 10 s is killed: stopping never hangs.
         let script = r#""$0" broker --storage-engine sqlite://tansu.db --listener-url "$1" \
-            --advertised-listener-url "$1" >>tansu.log 2>&1 & pid=$!; read _ignored; kill $pid; wait $pid"#;
+            --advertised-listener-url "$1" >>tansu.log 2>&1 & pid=$!; echo $pid >tansu.pid
+            read _ignored; kill $pid 2>/dev/null
+            i=0; while kill -0 $pid 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+            kill -9 $pid 2>/dev/null; wait $pid"#;
         let child = Command::new("sh")
             .args(["-c", script])
             .arg(tansu())
@@ -91,24 +122,58 @@ impl Tansu {
             .unwrap();
         self.guard = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(&self.address).is_err() {
+        loop {
+            if ready_lines(&log) > ready_before && TcpStream::connect(&self.address).is_ok() {
+                return Ok(());
+            }
+            let pid = std::fs::read_to_string(&pid_file).unwrap_or_default();
+            if !pid.trim().is_empty() && !alive(pid.trim()) {
+                self.stop();
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(5).collect();
+                return Err(format!(
+                    "tansu ended before it was ready on {}: {:?}",
+                    self.address, tail
+                ));
+            }
             assert!(
                 Instant::now() < deadline,
-                "tansu did not listen on {} within 20 s; see {}",
+                "tansu was not ready on {} within 20 s; see {}",
                 self.address,
-                self.dir.join("tansu.log").display()
+                log.display()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
-    /// Stop the broker (SIGTERM) and wait until it has exited.
+    /// Stop the broker (SIGTERM, SIGKILL after 10 s) and wait until it has exited.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.guard.take() {
             drop(child.stdin.take());
             let _ = child.wait();
         }
     }
+}
+
+/// How many times tansu's log says it is ready (`ready in 29ms`).
+fn ready_lines(log: &std::path::Path) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("ready in "))
+        .count()
+}
+
+/// Whether process `pid` runs (a zombie that ended, its parent not having reaped it
+/// yet, does not).
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next())
+        })
+        .is_some_and(|state| state != 'Z')
 }
 
 impl Drop for Tansu {
@@ -189,4 +254,44 @@ pub fn produce(address: &str, topic: &str, records: &[Plain]) {
             delivery.await.unwrap().unwrap();
         }
     });
+}
+
+/// How many records of `topics` the consumer group `group` has not committed yet,
+/// as the broker records it: the end offsets less the group's committed ones, summed
+/// over every partition (a partition without a commit counts from its start).
+pub fn uncommitted(address: &str, group: &str, topics: &[&str]) -> i64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    // Not subscribed: it only asks the group's coordinator, and never joins the group.
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", address)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let timeout = Duration::from_secs(10);
+    let mut partitions = TopicPartitionList::new();
+    for topic in topics {
+        let metadata = consumer.fetch_metadata(Some(topic), timeout).unwrap();
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                partitions.add_partition(t.name(), p.id());
+            }
+        }
+    }
+    let committed = consumer.committed_offsets(partitions, timeout).unwrap();
+    committed
+        .elements()
+        .iter()
+        .map(|e| {
+            let (low, high) = consumer
+                .fetch_watermarks(e.topic(), e.partition(), timeout)
+                .unwrap();
+            let done = match e.offset() {
+                Offset::Offset(o) => o,
+                _ => low,
+            };
+            high - done
+        })
+        .sum()
 }

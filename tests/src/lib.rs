@@ -4,11 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,6 @@ pub mod kafka;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-/// The workspace's target/debug, where `cargo build --workspace --bins` put the binaries.
 /// `paas up` flags for tests that wait for a revision to scale to zero: a 6 s stable
 /// window and no grace period.
 pub const FAST_SCALE_TO_ZERO: &[&str] = &[
@@ -27,6 +27,7 @@ pub const FAST_SCALE_TO_ZERO: &[&str] = &[
     "0s",
 ];
 
+/// The workspace's target/debug, where `cargo build --workspace --bins` put the binaries.
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     // target/debug/deps/e2e-HASH → target/debug
@@ -43,12 +44,26 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// A port free a moment ago. Another process may take it before the caller binds it:
+/// only for programs that must be given their port (tansu) and cannot report one the
+/// system chose.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The gateway's and the API's ports from `paas up`'s `addresses.json`, once it is
+/// there whole (`paas up` writes it by renaming).
+fn read_addresses(path: &Path) -> Option<(u16, u16)> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let port = |key: &str| -> Option<u16> {
+        let address: std::net::SocketAddr = v[key].as_str()?.parse().ok()?;
+        Some(address.port())
+    };
+    Some((port("http")?, port("api")?))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,16 +89,24 @@ impl Platform {
         Self::start_with(runtime, &[])
     }
 
-    /// Start with extra `paas up` flags (e.g. a short stable window).
+    /// Start with extra `paas up` flags (e.g. a short stable window), on ports the
+    /// system chooses.
     pub fn start_with(runtime: RuntimeKind, extra: &[&str]) -> Self {
-        let data_dir =
-            std::env::temp_dir().join(format!("paas-e2e-{}-{}", std::process::id(), free_port()));
+        // One directory per platform of this test binary: tests run in parallel.
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let data_dir = std::env::temp_dir().join(format!(
+            "paas-e2e-{}-{}",
+            std::process::id(),
+            STARTED.fetch_add(1, Ordering::Relaxed)
+        ));
+        // Left by an earlier run whose pid was the same: not this platform's.
+        let _ = std::fs::remove_dir_all(&data_dir);
         std::fs::create_dir_all(&data_dir).unwrap();
         let mut p = Self {
             log: data_dir.join("paas-up.log"),
             data_dir,
-            http_port: free_port(),
-            api_port: free_port(),
+            http_port: 0,
+            api_port: 0,
             runtime,
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
@@ -92,7 +115,10 @@ impl Platform {
         p
     }
 
-    /// Start `paas up` (again) on this data directory and ports.
+    /// Start `paas up` (again) on this data directory. The first boot lets the system
+    /// choose both ports (`--http 0 --api 0`: no port is picked, released and raced
+    /// for by tests running in parallel); later boots keep them, so that addresses
+    /// known before a restart still work after it. Returns once /healthz answers.
     pub fn boot(&mut self) {
         assert!(self.child.is_none(), "already running");
         let log = std::fs::OpenOptions::new()
@@ -104,6 +130,14 @@ impl Platform {
             RuntimeKind::Docker => "docker",
             RuntimeKind::Process => "process",
         };
+        // The file this boot writes, not the one an earlier boot left.
+        let addresses = self.data_dir.join("addresses.json");
+        match std::fs::remove_file(&addresses) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                panic!("cannot remove {}: {e}", addresses.display())
+            }
+            _ => {}
+        }
         let child = Command::new(binary("paas"))
             .arg("up")
             .arg("--data-dir")
@@ -128,10 +162,26 @@ impl Platform {
             .unwrap();
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut bound = None;
         loop {
-            if let Ok(r) = http(self.api_port, "127.0.0.1", "GET", "/healthz", &[], None) {
-                if r.status == 200 {
-                    return;
+            if bound.is_none() {
+                bound = read_addresses(&addresses);
+                if let Some((http, api)) = bound {
+                    if self.http_port != 0 {
+                        assert_eq!(
+                            (http, api),
+                            (self.http_port, self.api_port),
+                            "paas up came back on other ports"
+                        );
+                    }
+                    (self.http_port, self.api_port) = (http, api);
+                }
+            }
+            if bound.is_some() {
+                if let Ok(r) = http(self.api_port, "127.0.0.1", "GET", "/healthz", &[], None) {
+                    if r.status == 200 {
+                        return;
+                    }
                 }
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
@@ -139,7 +189,12 @@ impl Platform {
             }
             assert!(
                 Instant::now() < deadline,
-                "paas up did not answer in 30 s:\n{}",
+                "paas up did not {} in 30 s:\n{}",
+                if bound.is_none() {
+                    "write addresses.json"
+                } else {
+                    "answer /healthz"
+                },
                 self.log_text()
             );
             std::thread::sleep(Duration::from_millis(50));
@@ -222,7 +277,6 @@ impl Platform {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// `paas get KIND -o json` items.
     /// A route's split from its status: (revision, percent) in order.
     pub fn route_split(&self, route: &str) -> Vec<(String, u64)> {
         let route: serde_json::Value =
@@ -240,20 +294,82 @@ impl Platform {
             .collect()
     }
 
-    /// The Prometheus text of `/metrics`, with the API token.
-    pub fn metrics(&self) -> String {
+    /// GET `path` from the API, with the API token.
+    pub fn api_get(&self, path: &str) -> Response {
         let token = std::fs::read_to_string(self.data_dir.join("token")).unwrap();
         let auth = format!("Bearer {}", token.trim());
         http(
             self.api_port,
             "127.0.0.1",
             "GET",
-            "/metrics",
+            path,
             &[("Authorization", &auth)],
             None,
         )
         .unwrap()
-        .body
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub fn metrics(&self) -> String {
+        self.api_get("/metrics").body
+    }
+
+    /// The hops of an eventing object (`plural` as the API names it: brokers,
+    /// triggers, sequences, parallels, pingsources, kafkasources) in namespace
+    /// `default`, with the counters its dispatchers keep: what `paas describe` shows.
+    pub fn deliveries(&self, plural: &str, name: &str) -> Vec<Hop> {
+        let group = match plural {
+            "brokers" | "triggers" => "eventing.knative.dev/v1",
+            "sequences" | "parallels" => "flows.knative.dev/v1",
+            "pingsources" => "sources.knative.dev/v1",
+            "kafkasources" => "sources.knative.dev/v1beta1",
+            other => panic!("{other} have no deliveries"),
+        };
+        let r = self.api_get(&format!(
+            "/apis/{group}/namespaces/default/{plural}/{name}/deliveries"
+        ));
+        assert_eq!(r.status, 200, "deliveries of {plural}/{name}: {}", r.body);
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        v["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|h| Hop {
+                hop: h["hop"].as_str().unwrap_or_default().to_owned(),
+                counts: h["counts"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, n)| (k.clone(), n.as_u64().unwrap_or(0)))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Wait until the hops of an eventing object pass `check` (see [`Hop`]), or panic
+    /// after `within` with what they counted; returns them.
+    pub fn wait_deliveries(
+        &self,
+        plural: &str,
+        name: &str,
+        within: Duration,
+        what: &str,
+        check: impl Fn(&[Hop]) -> bool,
+    ) -> Vec<Hop> {
+        let deadline = Instant::now() + within;
+        loop {
+            let hops = self.deliveries(plural, name);
+            if check(&hops) {
+                return hops;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{plural}/{name}: {what} did not happen within {within:?}; counts: {}\n--- paas up log ---\n{}",
+                hops.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Broker `default` and trigger `all`, delivering everything to
@@ -279,6 +395,11 @@ impl Platform {
 
     /// POST events `ids` in one batch to broker `default`; whether it got a 202.
     pub fn post_batch(&self, ids: &[String]) -> bool {
+        self.post_batch_answer(ids).is_ok_and(|r| r.status == 202)
+    }
+
+    /// POST events `ids` in one batch to broker `default`; the answer.
+    pub fn post_batch_answer(&self, ids: &[String]) -> std::io::Result<Response> {
         let body = format!(
             "[{}]",
             ids.iter()
@@ -295,7 +416,6 @@ impl Platform {
             &[("content-type", "application/cloudevents-batch+json")],
             Some(&body),
         )
-        .is_ok_and(|r| r.status == 202)
     }
 
     /// Wait until `paas get KIND NAME` says Ready=True; returns the object.
@@ -354,6 +474,7 @@ impl Platform {
         serde_json::from_str(&self.get(service, "/events").body).unwrap_or_default()
     }
 
+    /// `paas get KIND -o json` items.
     pub fn items(&self, kind: &str) -> Vec<serde_json::Value> {
         let out = self.paas_ok(&["get", kind, "-o", "json"]);
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -525,6 +646,59 @@ impl Drop for Platform {
     }
 }
 
+/// One hop of an eventing object and its dispatcher's counters since `paas up`
+/// started: received, filtered, delivered, dead_lettered, dropped, replied, malformed.
+#[derive(Debug, Clone)]
+pub struct Hop {
+    pub hop: String,
+    pub counts: HashMap<String, u64>,
+}
+
+impl Hop {
+    pub fn count(&self, name: &str) -> u64 {
+        self.counts.get(name).copied().unwrap_or(0)
+    }
+
+    /// Events read that have reached their end here: not passed by the filter, not
+    /// CloudEvents, delivered (with the reply stored or sent on), dead-lettered or
+    /// dropped.
+    pub fn finished(&self) -> u64 {
+        [
+            "filtered",
+            "malformed",
+            "delivered",
+            "dead_lettered",
+            "dropped",
+        ]
+        .iter()
+        .map(|c| self.count(c))
+        .sum()
+    }
+
+    /// Nothing in flight: every event this hop read has finished.
+    pub fn settled(&self) -> bool {
+        self.count("received") == self.finished()
+    }
+}
+
+impl std::fmt::Display for Hop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:", self.hop)?;
+        for name in [
+            "received",
+            "filtered",
+            "malformed",
+            "delivered",
+            "dead_lettered",
+            "dropped",
+            "replied",
+        ] {
+            write!(f, " {} {name}", self.count(name))?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,
@@ -637,35 +811,84 @@ pub fn event_sink() -> (u16, Arc<Mutex<HashMap<String, usize>>>) {
     (port, seen)
 }
 
+/// What [`stream_events`] saw, counted in batches.
+#[derive(Debug, Default)]
+pub struct Stream {
+    /// Ids of every event that got a 202.
+    pub accepted: HashSet<String>,
+    /// Batches posted before the midway hook ran: accepted, and refused with the answer.
+    pub accepted_before: usize,
+    pub refused_before: Vec<String>,
+    /// Batches the hook itself saw refused.
+    pub refused_by_hook: usize,
+    /// Batches posted after the hook returned: accepted, and refused with the answer.
+    pub accepted_after: usize,
+    pub refused_after: Vec<String>,
+}
+
+impl std::fmt::Display for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} events accepted; batches before the hook: {} accepted, {} refused; refused during it: {}; after it: {} accepted, {} refused",
+            self.accepted.len(),
+            self.accepted_before,
+            self.refused_before.len(),
+            self.refused_by_hook,
+            self.accepted_after,
+            self.refused_after.len()
+        )
+    }
+}
+
 /// POST events `ev-0`..`ev-{events}` to broker `default` in batches of `per_batch`;
 /// `midway` runs once, when half of them were accepted, and returns how many batches
-/// it saw refused. Returns the ids that got a 202 and the number of refused batches.
+/// it saw refused.
 pub fn stream_events(
     p: &mut Platform,
     events: usize,
     per_batch: usize,
     midway: impl FnOnce(&mut Platform) -> usize,
-) -> (std::collections::HashSet<String>, usize) {
-    let mut accepted = std::collections::HashSet::new();
-    let mut refused = 0;
+) -> Stream {
+    let mut stream = Stream::default();
     let mut midway = Some(midway);
     for batch in 0..events / per_batch {
         let ids: Vec<String> = (0..per_batch)
             .map(|i| format!("ev-{}", batch * per_batch + i))
             .collect();
-        if p.post_batch(&ids) {
-            accepted.extend(ids);
-        } else {
-            refused += 1;
+        let before = midway.is_some();
+        match p.post_batch_answer(&ids) {
+            Ok(r) if r.status == 202 => {
+                stream.accepted.extend(ids);
+                if before {
+                    stream.accepted_before += 1;
+                } else {
+                    stream.accepted_after += 1;
+                }
+            }
+            answer => {
+                let why = match answer {
+                    Ok(r) => format!("batch {batch}: {} {}", r.status, r.body.trim()),
+                    Err(e) => format!("batch {batch}: {e}"),
+                };
+                if before {
+                    stream.refused_before.push(why);
+                } else {
+                    stream.refused_after.push(why);
+                }
+            }
         }
-        if accepted.len() >= events / 2 {
+        if stream.accepted.len() >= events / 2 {
             if let Some(m) = midway.take() {
-                refused += m(p);
+                stream.refused_by_hook = m(p);
             }
         }
     }
-    assert!(midway.is_none(), "half of the events were never accepted");
-    (accepted, refused)
+    assert!(
+        midway.is_none(),
+        "half of the events were never accepted: {stream}"
+    );
+    stream
 }
 
 /// Wait until every id in `accepted` reached `seen` (an [`event_sink`]'s counts), or
@@ -673,7 +896,7 @@ pub fn stream_events(
 pub fn wait_all_delivered(
     p: &Platform,
     seen: &Mutex<HashMap<String, usize>>,
-    accepted: &std::collections::HashSet<String>,
+    accepted: &HashSet<String>,
 ) -> usize {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
