@@ -2,7 +2,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use paas_e2e::{binary, http, Platform, RuntimeKind};
 
@@ -133,57 +135,121 @@ fn a_tag_url_reaches_its_revision_even_at_zero() {
     );
 }
 
-/// A new revision rolled out over 4 s under steady load: every request answered 200,
-/// the new revision first at 1%, and at 100% in the end.
+/// The rollout the route's status records (`status.rollout`): each revision's percent,
+/// newest last, and the step it rises by.
+#[derive(Debug, Clone, PartialEq)]
+struct Rollout {
+    revisions: Vec<(String, u64)>,
+    step_percent: u64,
+    step_millis: u64,
+}
+
+fn rollout_of(p: &Platform) -> Option<Rollout> {
+    let route: serde_json::Value =
+        serde_json::from_str(&p.paas_ok(&["get", "route", "hello", "-o", "json"])).unwrap();
+    let r = &route["status"]["rollout"];
+    Some(Rollout {
+        revisions: r["revisions"]
+            .as_array()?
+            .iter()
+            .map(|s| {
+                (
+                    s["revisionName"].as_str().unwrap().to_owned(),
+                    s["percent"].as_u64().unwrap(),
+                )
+            })
+            .collect(),
+        step_percent: r["stepPercent"].as_u64().unwrap_or(0),
+        step_millis: r["stepMillis"].as_u64().unwrap_or(0),
+    })
+}
+
+/// A new revision rolled out over 20 s under steady load: every request answered 200,
+/// and the rollout went as the route's status records it.
+///
+/// The platform keeps only the rollout's current state and its step (no history of
+/// the steps taken), so the test does not race to see each step: every state it reads
+/// must lie on the recorded plan, 1% to start with and whole steps after that; 20 s
+/// of steps leave ample time to read at least one of them after the blocking deploy.
 fn rollout_under_load(runtime: RuntimeKind, deploy: &[&str]) {
     let p = Platform::start(runtime);
     let mut first = vec!["deploy", "hello"];
     first.extend_from_slice(deploy);
-    first.extend_from_slice(&["--annotation", "serving.knative.dev/rollout-duration=4s"]);
+    first.extend_from_slice(&["--annotation", "serving.knative.dev/rollout-duration=20s"]);
     p.paas_ok(&first);
+    let done = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
     let load = {
         let port = p.http_port;
+        let (done, answered) = (done.clone(), answered.clone());
         std::thread::spawn(move || {
             let host = format!("hello.default.localhost:{port}");
-            let until = std::time::Instant::now() + Duration::from_secs(10);
             let mut statuses = Vec::new();
-            while std::time::Instant::now() < until {
+            while !done.load(Ordering::Relaxed) {
                 statuses.push(http(port, &host, "GET", "/", &[], None).map_or(0, |r| r.status));
+                answered.fetch_add(1, Ordering::Relaxed);
             }
             statuses
         })
     };
-    std::thread::sleep(Duration::from_secs(1));
+    // The load runs before the rollout starts.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while answered.load(Ordering::Relaxed) < 20 {
+        assert!(Instant::now() < deadline, "the load never got going");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     p.paas_ok(&["deploy", "hello", "--env", "TARGET=Paas"]);
-    // The route's split while the rollout runs: hello-00002 starts at 1%.
-    let mut splits = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    // Every state of the rollout read from the route's status until it is over.
+    let mut seen: Vec<Rollout> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let split = p.route_split("hello");
-        let done = split == [("hello-00002".to_owned(), 100)];
-        if splits.last() != Some(&split) {
-            splits.push(split);
+        let rollout = rollout_of(&p);
+        if let Some(r) = &rollout {
+            if seen.last() != Some(r) {
+                seen.push(r.clone());
+            }
         }
-        if done {
+        if p.route_split("hello") == [("hello-00002".to_owned(), 100)]
+            && rollout.is_some_and(|r| r.revisions == [("hello-00002".to_owned(), 100)])
+        {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "{splits:?}");
+        assert!(Instant::now() < deadline, "{seen:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
+    done.store(true, Ordering::Relaxed);
     let statuses = load.join().unwrap();
     let bad = statuses.iter().filter(|s| **s != 200).count();
+    let steps: Vec<&Rollout> = seen
+        .iter()
+        .filter(|r| r.revisions.iter().any(|(n, _)| n == "hello-00002") && r.revisions.len() == 2)
+        .collect();
+    let shares: Vec<u64> = seen
+        .iter()
+        .filter_map(|r| r.revisions.iter().find(|(n, _)| n == "hello-00002"))
+        .map(|(_, percent)| *percent)
+        .collect();
     println!(
-        "{} requests during the rollout, {bad} not 200; splits seen: {splits:?}",
+        "{} requests during the rollout, {bad} not 200; hello-00002's share in each state read: {shares:?}",
         statuses.len()
     );
     assert_eq!(bad, 0);
-    assert!(
-        splits
-            .iter()
-            .any(|s| s.contains(&("hello-00002".to_owned(), 1))),
-        "the new revision never had 1%: {splits:?}"
-    );
-    assert!(splits.len() >= 4, "not gradual: {splits:?}");
+    assert!(!steps.is_empty(), "no state of the rollout read: {seen:?}");
+    let mut last = 0;
+    for r in &steps {
+        // Knative's plan for 20 s: 1% at once, then the 99% left over the 19 s after
+        // the first second, in 19 steps of round(99 / 19) = 5%, one a second.
+        assert_eq!((r.step_percent, r.step_millis), (5, 1000), "{r:?}");
+        let new = r.revisions[1].1;
+        assert_eq!(
+            r.revisions[0],
+            ("hello-00001".to_owned(), 100 - new),
+            "{r:?}"
+        );
+        assert_eq!(new % 5, 1, "not 1% and then whole steps: {r:?}");
+        assert!(new >= last, "went back: {seen:?}");
+        last = new;
+    }
     assert_eq!(p.get("hello", "/").body, "Hello Paas!\n");
 }
 
