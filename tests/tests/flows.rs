@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use paas_e2e::{event_server, http, write_manifest, Platform, ReceivedEvent, RuntimeKind};
+use paas_e2e::{event_server, http, write_manifest, Hop, Platform, ReceivedEvent, RuntimeKind};
 
 /// A step that answers each event with the same event, its data (a JSON string)
 /// extended by ` word`. With `flaky`, the first attempt at each event gets a 503: half
@@ -109,6 +109,58 @@ fn post_events(p: &Platform, path: &str, prefix: &str, n: usize, keys: usize) {
     }
 }
 
+fn hop<'a>(hops: &'a [Hop], label: &str) -> &'a Hop {
+    hops.iter()
+        .find(|h| h.hop == label)
+        .unwrap_or_else(|| panic!("no hop {label:?} in {hops:?}"))
+}
+
+/// A Sequence of `steps` into which `n` events were posted has finished with all of
+/// them: step 0 read `n`, each next step read what the one before stored as replies,
+/// and every step finished all it read. Its sinks hold all they will get.
+fn wait_sequence_settled(p: &Platform, name: &str, steps: usize, n: u64) -> Vec<Hop> {
+    p.wait_deliveries(
+        "sequences",
+        name,
+        Duration::from_secs(90),
+        "every event through every step",
+        |hops| {
+            hops.len() == steps
+                && hops.iter().all(Hop::settled)
+                && (0..steps).all(|i| {
+                    let read = hop(hops, &format!("step {i}")).count("received");
+                    let fed = match i {
+                        0 => n,
+                        _ => hop(hops, &format!("step {}", i - 1)).count("replied"),
+                    };
+                    read == fed
+                })
+        },
+    )
+}
+
+/// A Parallel of `branches` into which `n` events were posted has finished with all
+/// of them: each branch's filter read `n`, each branch read what its filter let
+/// through, and every hop finished all it read. Its sinks hold all they will get.
+fn wait_parallel_settled(p: &Platform, name: &str, branches: usize, n: u64) -> Vec<Hop> {
+    p.wait_deliveries(
+        "parallels",
+        name,
+        Duration::from_secs(90),
+        "every event through every branch",
+        |hops| {
+            hops.len() == 2 * branches
+                && hops.iter().all(Hop::settled)
+                && (0..branches).all(|i| {
+                    let filter = hop(hops, &format!("branch {i} filter"));
+                    filter.count("received") == n
+                        && hop(hops, &format!("branch {i}")).count("received")
+                            == filter.count("replied")
+                })
+        },
+    )
+}
+
 fn wait_ready(p: &Platform, kind: &str, name: &str) -> String {
     let o = p.wait_ready(kind, name, Duration::from_secs(30));
     o["status"]["address"]["url"].as_str().unwrap().to_owned()
@@ -175,6 +227,7 @@ spec:
     drop(received);
 
     // describe shows each hop: where it reads, where it delivers, what happened.
+    wait_sequence_settled(&p, "words", 3, 100);
     let described = p.paas_ok(&["describe", "sequence", "words"]);
     println!("{described}");
     for (i, port) in [one, two, three].into_iter().enumerate() {
@@ -187,10 +240,17 @@ spec:
         described.contains(&format!("Reply:        http://127.0.0.1:{reply}/")),
         "{described}"
     );
-    assert!(
-        described.contains("100 received, 0 filtered out, 100 delivered, 0 dead-lettered"),
-        "{described}"
-    );
+    for i in 0..3 {
+        let at = described.find(&format!("step {i}:")).unwrap();
+        assert!(
+            described[at..]
+                .lines()
+                .nth(1)
+                .unwrap()
+                .contains("100 received, 0 filtered out, 100 delivered, 0 dead-lettered"),
+            "step {i}\n{described}"
+        );
+    }
     assert!(described.contains("last: delivered w-"), "{described}");
 
     // Deleting the sequence takes its channels with it.
@@ -284,8 +344,16 @@ spec:
 
     post_events(&p, "/default/parity-kn-parallel", "n", 100, 0);
     wait_count("the top-level reply", &replies, 100, &p);
-    // Nothing more trickles in: each event went to exactly one branch.
-    std::thread::sleep(Duration::from_millis(500));
+    // The platform finished with every event on every hop, those the filters kept
+    // out included: what the branches hold now is all they will get.
+    let hops = wait_parallel_settled(&p, "parity", 2, 100);
+    for i in 0..2 {
+        assert_eq!(
+            hop(&hops, &format!("branch {i}")).count("delivered"),
+            50,
+            "{hops:?}"
+        );
+    }
     let even = even.lock().unwrap();
     let odd = odd.lock().unwrap();
     println!("even branch: {}, odd branch: {}", even.len(), odd.len());
@@ -523,19 +591,10 @@ fn the_parallel_sample_sends_each_event_through_the_filter_services() {
         .unwrap();
         assert_eq!(r.status, 202, "{}", r.body);
     }
-    let replies = |p: &Platform| p.displayed("event-display");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while replies(&p).len() < 100 {
-        assert!(
-            Instant::now() < deadline,
-            "{} of 100 replies\n{}",
-            replies(&p).len(),
-            p.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    std::thread::sleep(Duration::from_secs(1));
-    let replies = replies(&p);
+    // Every hop finished all it read, and the branches delivered their replies to
+    // the top-level reply: the display holds all it will get.
+    wait_parallel_settled(&p, "parity", 2, 100);
+    let replies = p.displayed("event-display");
     let mut data: Vec<String> = replies
         .iter()
         .map(|e| e["data"].as_str().unwrap().to_owned())

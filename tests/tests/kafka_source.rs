@@ -9,8 +9,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use paas_e2e::kafka::{broker, create_topic, produce, Plain};
-use paas_e2e::{event_server, wait_all_delivered, write_manifest, Platform, RuntimeKind};
+use paas_e2e::kafka::{broker, create_topic, produce, uncommitted, Plain};
+use paas_e2e::{event_server, wait_all_delivered, write_manifest, Hop, Platform, RuntimeKind};
 use serde_json::Value;
 
 /// Topic names of this run: the shared broker outlives a test binary only when
@@ -73,8 +73,9 @@ fn received(p: &Platform) -> Vec<Value> {
     p.displayed("display")
 }
 
-/// Wait for `n` events at the display service, then a little longer to see that no
-/// more come; returns them all.
+/// Wait until the display service holds `n` events and source `orders` has finished
+/// every record it read (delivered it to the display); returns what the display holds
+/// then: all the records read, more than `n` when one was read twice.
 fn wait_events(p: &Platform, n: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(90);
     while received(p).len() < n {
@@ -86,7 +87,13 @@ fn wait_events(p: &Platform, n: usize) -> Vec<Value> {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    std::thread::sleep(Duration::from_secs(2));
+    p.wait_deliveries(
+        "kafkasources",
+        "orders",
+        Duration::from_secs(30),
+        "every record read delivered",
+        |hops| !hops.is_empty() && hops.iter().all(Hop::settled),
+    );
     received(p)
 }
 
@@ -111,9 +118,13 @@ fn ready_message(o: &Value) -> String {
         .to_string()
 }
 
+/// A group of its own per test: the tests run at once on one broker.
+fn group_of(topics: &[&str]) -> String {
+    format!("e2e-{}", topics[0])
+}
+
 fn source_manifest(bootstrap: &str, topics: &[&str]) -> String {
-    // A group of its own per test: the tests run at once on one broker.
-    let group = format!("e2e-{}", topics[0]);
+    let group = group_of(topics);
     let topics: String = topics.iter().map(|t| format!("    - {t}\n")).collect();
     format!(
         "apiVersion: sources.knative.dev/v1beta1
@@ -229,8 +240,22 @@ fn a_kafka_source_delivers_every_record_once_to_a_service() {
     assert!(described.contains("last: delivered "), "{described}");
 
     // The group resumes where it stopped: after a restart only what was written
-    // meanwhile arrives (the display service starts empty with paas).
-    std::thread::sleep(Duration::from_secs(1));
+    // meanwhile arrives (the display service starts empty with paas). Stopped once
+    // the broker records the group's commits up to the end of both topics.
+    let group = group_of(&[&orders, &payments]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = uncommitted(kafka, &group, &[&orders, &payments]);
+        if left == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{left} records delivered but not committed by group {group}\n{}",
+            p.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     p.stop();
     produce(kafka, &orders, &plain(&orders, 250..300));
     p.boot();
@@ -269,8 +294,12 @@ fn a_kafka_source_that_cannot_read_says_why() {
     p.wait_ready("kafkasource", "orders", Duration::from_secs(60));
     assert_eq!(records_of(&wait_events(&p, 5)).len(), 5);
 
-    // No broker at that address: the condition says so and what to check.
-    let nowhere = format!("127.0.0.1:{}", paas_e2e::free_port());
+    // No broker at that address: the condition says so and what to check. A socket
+    // bound and not listening holds the port for the test (nothing else can take it)
+    // and refuses every connection.
+    let closed = tokio::net::TcpSocket::new_v4().unwrap();
+    closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let nowhere = closed.local_addr().unwrap().to_string();
     let manifest = write_manifest(
         &p.data_dir,
         "source.yaml",
