@@ -47,7 +47,7 @@ pub fn binary(name: &str) -> PathBuf {
 /// A port free a moment ago. Another process may take it before the caller binds it:
 /// only for programs that must be given their port (tansu) and cannot report one the
 /// system chose.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
