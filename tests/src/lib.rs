@@ -72,6 +72,20 @@ pub enum RuntimeKind {
     Process,
 }
 
+/// Wait for `child` to exit, for at most `within`.
+fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A running `paas up`.
 #[derive(Debug)]
 pub struct Platform {
@@ -82,6 +96,8 @@ pub struct Platform {
     child: Option<Child>,
     log: PathBuf,
     extra: Vec<String>,
+    /// Environment variables `paas up` gets besides the harness's own.
+    env: Vec<(String, String)>,
 }
 
 impl Platform {
@@ -92,6 +108,11 @@ impl Platform {
     /// Start with extra `paas up` flags (e.g. a short stable window), on ports the
     /// system chooses.
     pub fn start_with(runtime: RuntimeKind, extra: &[&str]) -> Self {
+        Self::start_with_env(runtime, extra, &[])
+    }
+
+    /// Start with extra flags and environment variables (e.g. `PAAS_TOKEN`).
+    pub fn start_with_env(runtime: RuntimeKind, extra: &[&str], env: &[(&str, &str)]) -> Self {
         // One directory per platform of this test binary: tests run in parallel.
         static STARTED: AtomicUsize = AtomicUsize::new(0);
         let data_dir = std::env::temp_dir().join(format!(
@@ -110,6 +131,10 @@ impl Platform {
             runtime,
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         p.boot();
         p
@@ -149,6 +174,7 @@ impl Platform {
             .arg("--runtime")
             .arg(runtime)
             .args(&self.extra)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             // PAAS_TEST_LOG widens what the log keeps when a test needs diagnosing.
             .env(
                 "PAAS_LOG",
@@ -220,15 +246,28 @@ impl Platform {
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while child.try_wait().unwrap().is_none() {
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
+            if wait_exit(&mut child, Duration::from_secs(30)).is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
             }
-            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, and the exit status `paas up` ended with by itself; panics (after a
+    /// kill) if it is still running after `within`.
+    pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        match wait_exit(&mut child, within) {
+            Some(status) => status,
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "paas up was still running {within:?} after SIGTERM:\n{}",
+                    self.log_text()
+                );
+            }
         }
     }
 
