@@ -26,10 +26,26 @@ use crate::{Delivery, EventLog, InitialOffset, LogError, Position, Record, Subsc
 /// How long a metadata or offset request to the cluster may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a reader keeps its group membership without an answer from the group
+/// coordinator (`session.timeout.ms`): Kafka's and librdkafka's default.
+///
+/// Not shorter: tansu 0.6 serves every request from one storage task, one at a time,
+/// and reads each fetched record's headers by scanning all the headers it stores (no
+/// index on them: 4 ms a record once it holds 50,000), so the first fetch of a
+/// backlog holds it for long, answering no heartbeat meanwhile. After a `kill -9`
+/// mid-stream in the e2e crash test, the restarted dispatcher's first fetch (1.2 MB)
+/// took 34 s and a heartbeat 13 s. With the 10-s session readers had, the session ran
+/// out during every such fetch: librdkafka dropped the assignment with the records
+/// fetched, joined again and fetched the same offsets again, and nothing was ever
+/// delivered (Kafka answers heartbeats apart from fetches). A restarted paas does not
+/// wait for this long: its readers are static members ([`KafkaConfig::instance`]) and
+/// take their partitions back at once. Test: kafka_stall.
+const SESSION_TIMEOUT: Duration = Duration::from_secs(45);
+
 /// How long deleting a group waits for it to empty: a static member (see
 /// [`KafkaConfig::instance`]) does not leave its group when it closes, it is dropped
-/// when its session (10 s, `session.timeout.ms`) runs out.
-const GROUP_EMPTY_WAIT: Duration = Duration::from_secs(30);
+/// when its session ([`SESSION_TIMEOUT`]) runs out.
+const GROUP_EMPTY_WAIT: Duration = Duration::from_secs(SESSION_TIMEOUT.as_secs() + 15);
 
 /// Where the cluster is and how topics are made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -302,8 +318,10 @@ impl KafkaLog {
             // brokers that do not answer a waiting fetch as soon as data arrives (tansu)
             // would otherwise add the whole default half second to every event.
             .set("fetch.wait.max.ms", "20")
-            // A member that died (kill -9) hands its partitions over within seconds.
-            .set("session.timeout.ms", "10000")
+            .set(
+                "session.timeout.ms",
+                SESSION_TIMEOUT.as_millis().to_string(),
+            )
             .set("heartbeat.interval.ms", "1000")
             .create()
     }

@@ -1,0 +1,255 @@
+//! A dispatcher's reader on a broker that is slow to serve a fetch. tansu 0.6 serves
+//! every request from one storage task, one at a time, and reads each fetched record's
+//! headers by scanning every header it stores, so the first fetch of a backlog holds
+//! it for many seconds (34 s for the first fetch after the e2e crash test's restart)
+//! and its group coordinator answers no heartbeat meanwhile. Here a proxy in front of
+//! a tansu of the test's own does the same on purpose: while it passes on a fetch that
+//! returns records, it holds every answer on every connection for `STALL`.
+//!
+//! With a group session shorter than that, the reader lost its session during every
+//! such fetch, librdkafka dropped the assignment with the records fetched, joined
+//! again and fetched the same offsets again: nothing was ever delivered.
+//!
+//! A test binary of its own: it runs its own broker, reached through the proxy only.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::net::TcpStream as StdTcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use paas_eventing::log::{KafkaConfig, KafkaLog};
+use paas_eventing::{EventLog, InitialOffset};
+use support::record;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+
+/// Longer than the 10-s session readers had, so that a reader with it cannot keep its
+/// group through one such fetch, whatever the machine's speed.
+const STALL: Duration = Duration::from_secs(15);
+
+/// A fetch answer at least this large carries records (an empty one is about 200 bytes).
+const FETCH_WITH_RECORDS: usize = 4096;
+
+/// Kafka's Fetch API key.
+const FETCH: i16 = 1;
+
+/// tansu 0.6.0 as the e2e harness finds it (`scripts/kafka.sh` installs it).
+fn tansu_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("PAAS_TANSU") {
+        return p.into();
+    }
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_default()
+        .join("bin/tansu")
+}
+
+/// A tansu that tells clients to reach it at `advertised` (the proxy).
+struct Broker {
+    child: Child,
+    dir: PathBuf,
+    address: String,
+}
+
+impl Broker {
+    /// tansu must be given its port: one free a moment ago, another tried when some
+    /// other process took it first.
+    fn start(advertised: &str) -> Self {
+        for attempt in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let dir = std::env::temp_dir()
+                .join(format!("paas-kafka-stall-{}-{attempt}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let log = std::fs::File::create(dir.join("tansu.log")).unwrap();
+            let child = Command::new(tansu_binary())
+                .args(["broker", "--storage-engine", "sqlite://tansu.db"])
+                .arg("--listener-url")
+                .arg(format!("tcp://127.0.0.1:{port}"))
+                .arg("--advertised-listener-url")
+                .arg(format!("tcp://{advertised}"))
+                .current_dir(&dir)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("tansu: run `bash scripts/kafka.sh` to install it");
+            let mut broker = Broker {
+                child,
+                dir,
+                address: format!("127.0.0.1:{port}"),
+            };
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                if StdTcpStream::connect(&broker.address).is_ok() {
+                    return broker;
+                }
+                if broker.child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "tansu did not listen on {} within 20 s",
+                    broker.address
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        panic!("tansu could not start on any of 5 ports");
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Until when every answer is held, once a fetch with records was seen.
+type Gate = Arc<Mutex<Option<Instant>>>;
+
+/// Read one Kafka frame (a 4-byte length, then that many bytes); `None` at the end.
+async fn frame(from: &mut (impl AsyncReadExt + Unpin)) -> Option<Vec<u8>> {
+    let mut len = [0u8; 4];
+    from.read_exact(&mut len).await.ok()?;
+    let mut body = vec![0u8; usize::try_from(u32::from_be_bytes(len)).ok()?];
+    from.read_exact(&mut body).await.ok()?;
+    let mut whole = len.to_vec();
+    whole.extend_from_slice(&body);
+    Some(whole)
+}
+
+/// Pass one client connection on to `upstream`, holding the answers as [`Gate`] says.
+async fn relay(client: TcpStream, upstream: String, gate: Gate, fetches_held: Arc<Mutex<usize>>) {
+    let Ok(server) = TcpStream::connect(&upstream).await else {
+        return;
+    };
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    // What each request asked for, by correlation id: an answer names only its id.
+    let asked: Arc<Mutex<HashMap<i32, i16>>> = Arc::default();
+    let requests = {
+        let asked = asked.clone();
+        async move {
+            while let Some(f) = frame(&mut client_read).await {
+                // A request header: api key (2 bytes), version (2), correlation id (4).
+                if f.len() >= 12 {
+                    let api = i16::from_be_bytes([f[4], f[5]]);
+                    let id = i32::from_be_bytes([f[8], f[9], f[10], f[11]]);
+                    asked.lock().unwrap().insert(id, api);
+                }
+                if server_write.write_all(&f).await.is_err() {
+                    return;
+                }
+            }
+        }
+    };
+    let answers = async move {
+        while let Some(f) = frame(&mut server_read).await {
+            let id = i32::from_be_bytes([f[4], f[5], f[6], f[7]]);
+            let api = asked.lock().unwrap().remove(&id);
+            if api == Some(FETCH) && f.len() >= FETCH_WITH_RECORDS {
+                *fetches_held.lock().unwrap() += 1;
+                let mut until = gate.lock().unwrap();
+                let end = Instant::now() + STALL;
+                *until = Some(until.map_or(end, |u| u.max(end)));
+            }
+            loop {
+                let until = *gate.lock().unwrap();
+                match until {
+                    Some(u) if Instant::now() < u => tokio::time::sleep_until(u).await,
+                    _ => break,
+                }
+            }
+            if client_write.write_all(&f).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::join!(requests, answers);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_restarted_mid_join_reads_a_backlog_the_broker_is_slow_to_serve() {
+    let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let advertised = proxy.local_addr().unwrap().to_string();
+    let broker = Broker::start(&advertised);
+    let gate: Gate = Arc::default();
+    let fetches_held = Arc::new(Mutex::new(0usize));
+    {
+        let (upstream, gate, fetches_held) =
+            (broker.address.clone(), gate.clone(), fetches_held.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = proxy.accept().await {
+                tokio::spawn(relay(
+                    client,
+                    upstream.clone(),
+                    gate.clone(),
+                    fetches_held.clone(),
+                ));
+            }
+        });
+    }
+
+    let mut config = KafkaConfig::new(advertised);
+    config.partitions = 3;
+    // As under `paas up`: readers join as static members of this installation.
+    config.instance = Some("stall-test".to_owned());
+    let log = KafkaLog::connect(config).await.unwrap();
+    let topic = "knative-broker-default-slow";
+    let group = "knative-trigger-default-slow";
+    log.ensure_topic(topic).await.unwrap();
+    const EVENTS: usize = 300;
+    log.append(topic, (0..EVENTS).map(record).collect())
+        .await
+        .unwrap();
+
+    // A reader that goes while it is still joining (as a `kill -9` of paas right after
+    // it started its dispatcher), nothing read, nothing committed...
+    let first = log
+        .subscribe_as(topic, group, "default/slow", InitialOffset::Earliest)
+        .await
+        .unwrap();
+    drop(first);
+    // ... and the next one under the same name reads the whole backlog.
+    let mut sub = log
+        .subscribe_as(topic, group, "default/slow", InitialOffset::Earliest)
+        .await
+        .unwrap();
+    let mut got = HashSet::new();
+    let read_all = async {
+        while got.len() < EVENTS {
+            let d = sub.next().await.unwrap();
+            got.insert(d.record.value.clone());
+            sub.commit(d.position).await.unwrap();
+        }
+    };
+    let done = tokio::time::timeout(Duration::from_secs(120), read_all).await;
+    let held = *fetches_held.lock().unwrap();
+    assert!(
+        done.is_ok(),
+        "{} of {EVENTS} records read in 120 s; the broker held its answers {held} times \
+         for {STALL:?} while serving a fetch",
+        got.len()
+    );
+    assert!(
+        held >= 1,
+        "no fetch was held: the test did not stall the broker"
+    );
+    drop(sub);
+    drop(broker);
+}
