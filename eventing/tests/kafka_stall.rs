@@ -184,7 +184,7 @@ async fn relay(client: TcpStream, upstream: String, gate: Gate, fetches_held: Ar
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reader_restarted_mid_join_reads_a_backlog_the_broker_is_slow_to_serve() {
+async fn a_reader_reads_a_backlog_the_broker_is_slow_to_serve() {
     let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let advertised = proxy.local_addr().unwrap().to_string();
     let broker = Broker::start(&advertised);
@@ -218,14 +218,10 @@ async fn a_reader_restarted_mid_join_reads_a_backlog_the_broker_is_slow_to_serve
         .await
         .unwrap();
 
-    // A reader that goes while it is still joining (as a `kill -9` of paas right after
-    // it started its dispatcher), nothing read, nothing committed...
-    let first = log
-        .subscribe_as(topic, group, "default/slow", InitialOffset::Earliest)
-        .await
-        .unwrap();
-    drop(first);
-    // ... and the next one under the same name reads the whole backlog.
+    // A reader of a backlog, as the dispatcher of a paas restarted mid-stream is. (Not
+    // preceded here by a reader dropped mid-join: in-process, a dropped reader closes in
+    // the background and lives on beside the next one under the same member name, which
+    // a killed paas does not; the e2e crash test covers the kill.)
     let mut sub = log
         .subscribe_as(topic, group, "default/slow", InitialOffset::Earliest)
         .await
