@@ -150,6 +150,14 @@ fn fields(status: &Value) -> Vec<&str> {
         .unwrap_or_default()
 }
 
+/// POST `object` to `path`: it must be refused as invalid (422); the fields named.
+async fn invalid_fields(api: &Api, path: &str, object: &Value) -> (Vec<String>, Value) {
+    let (status, body) = authorized(api, "POST", path, Some(object)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let named = fields(&body).into_iter().map(str::to_owned).collect();
+    (named, body)
+}
+
 #[tokio::test]
 async fn a_body_of_another_kind_is_refused_naming_both() {
     let api = start().await;
@@ -223,38 +231,16 @@ async fn annotations_over_256_kib_are_422_naming_metadata_annotations() {
     let api = start().await;
     let mut svc = service("hello");
     svc["metadata"]["annotations"] = json!({"note": "x".repeat(300 * 1024)});
-    let (status, body) = authorized(&api, "POST", SERVICES, Some(&svc)).await;
-    assert_eq!(
-        status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        body["message"]
-    );
-    assert_eq!(
-        fields(&body),
-        ["metadata.annotations"],
-        "{}",
-        body["message"]
-    );
+    let (named, body) = invalid_fields(&api, SERVICES, &svc).await;
+    assert_eq!(named, ["metadata.annotations"], "{}", body["message"]);
 
     let broker = json!({
         "apiVersion": "eventing.knative.dev/v1",
         "kind": "Broker",
         "metadata": {"name": "default", "annotations": {"note": "x".repeat(300 * 1024)}},
     });
-    let (status, body) = authorized(&api, "POST", BROKERS, Some(&broker)).await;
-    assert_eq!(
-        status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        body["message"]
-    );
-    assert_eq!(
-        fields(&body),
-        ["metadata.annotations"],
-        "{}",
-        body["message"]
-    );
+    let (named, body) = invalid_fields(&api, BROKERS, &broker).await;
+    assert_eq!(named, ["metadata.annotations"], "{}", body["message"]);
 }
 
 #[tokio::test]
@@ -265,10 +251,9 @@ async fn a_nul_byte_in_an_env_value_or_name_is_422_naming_the_field() {
         {"name": "GREETING", "value": "hello\u{0}world"},
         {"name": "A\u{0}B", "value": "ok"},
     ]);
-    let (status, body) = authorized(&api, "POST", SERVICES, Some(&svc)).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (named, body) = invalid_fields(&api, SERVICES, &svc).await;
     assert_eq!(
-        fields(&body),
+        named,
         [
             "spec.template.spec.containers[0].env[0].value",
             "spec.template.spec.containers[0].env[1].name"
@@ -284,11 +269,12 @@ async fn overflowing_durations_are_422_not_a_dropped_connection() {
     let mut svc = service("hello");
     svc["metadata"]["annotations"] =
         json!({"serving.knative.dev/rollout-duration": "99999999999999999999h"});
-    let (status, body) = authorized(&api, "POST", SERVICES, Some(&svc)).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (named, body) = invalid_fields(&api, SERVICES, &svc).await;
     assert_eq!(
-        fields(&body),
-        ["metadata.annotations.serving.knative.dev/rollout-duration"]
+        named,
+        ["metadata.annotations.serving.knative.dev/rollout-duration"],
+        "{}",
+        body["message"]
     );
     let trigger = json!({
         "apiVersion": "eventing.knative.dev/v1",
@@ -300,9 +286,8 @@ async fn overflowing_durations_are_422_not_a_dropped_connection() {
             "delivery": {"backoffDelay": "P99999999999999999999D"},
         },
     });
-    let (status, body) = authorized(&api, "POST", TRIGGERS, Some(&trigger)).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert_eq!(fields(&body), ["spec.delivery.backoffDelay"]);
+    let (named, body) = invalid_fields(&api, TRIGGERS, &trigger).await;
+    assert_eq!(named, ["spec.delivery.backoffDelay"], "{}", body["message"]);
     assert!(
         body["message"].as_str().unwrap().contains("is too long"),
         "{body}"
