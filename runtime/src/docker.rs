@@ -498,4 +498,391 @@ mod tests {
         assert_eq!(exit_code("Exited (137) 3 seconds ago"), Some(137));
         assert_eq!(exit_code("Up 2 minutes"), None);
     }
+
+    // The tests below talk to the real Docker Engine (`bash scripts/docker.sh` starts
+    // one) and run the hello sample (`bash samples/build.sh` builds it). Each test is an
+    // installation of its own, so they run side by side and never touch paas' own
+    // containers; its guard removes what it left, even when it fails.
+
+    const HELLO: &str = "paas-samples/hello:latest";
+    const DEADLINE: Duration = Duration::from_secs(30);
+
+    struct Installation {
+        instance: String,
+    }
+
+    impl Installation {
+        fn new() -> Self {
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            Self {
+                instance: format!("runtime-test-{}", &id[..12]),
+            }
+        }
+
+        async fn connect(&self) -> Arc<DockerRuntime> {
+            DockerRuntime::connect(DEFAULT_SOCKET.into(), self.instance.clone())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+        }
+
+        /// Ids of this installation's containers, as the docker CLI lists them.
+        fn containers(&self, status: Option<&str>) -> Vec<String> {
+            let mut cmd = std::process::Command::new("docker");
+            cmd.args(["ps", "-a", "-q", "--no-trunc", "--filter"])
+                .arg(format!("label={}={}", labels::INSTANCE, self.instance));
+            if let Some(status) = status {
+                cmd.arg("--filter").arg(format!("status={status}"));
+            }
+            let out = cmd.output().unwrap();
+            assert!(out.status.success(), "{out:?}");
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_owned)
+                .collect()
+        }
+    }
+
+    impl Drop for Installation {
+        fn drop(&mut self) {
+            for id in self.containers(None) {
+                let _ = std::process::Command::new("docker")
+                    .args(["rm", "-f", &id])
+                    .output();
+            }
+        }
+    }
+
+    /// `docker inspect` of one container.
+    fn inspect(id: &str) -> serde_json::Value {
+        let out = std::process::Command::new("docker")
+            .args(["inspect", id])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        all[0].clone()
+    }
+
+    fn hello(env: &[(&str, &str)]) -> ReplicaSpec {
+        ReplicaSpec {
+            namespace: "rt-test".into(),
+            service: "hello".into(),
+            configuration: "hello-config".into(),
+            revision: "hello-00001".into(),
+            revision_uid: format!("uid-{}", uuid::Uuid::new_v4().simple()),
+            image: Some(HELLO.into()),
+            command: vec![],
+            args: vec![],
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            port: 8080,
+        }
+    }
+
+    async fn wait_ready(addr: SocketAddr) {
+        let check = crate::probe::ReadinessCheck::Http {
+            path: "/".into(),
+            headers: vec![],
+        };
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while !crate::probe::is_ready(addr, &check).await {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{addr} did not answer within {DEADLINE:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The state `list` reports for `id`, once it is no longer Running.
+    async fn wait_exited(rt: &DockerRuntime, id: &str) -> ReplicaState {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let listed = rt.list().await.unwrap();
+            let r = listed.iter().find(|r| r.id == id).unwrap();
+            if matches!(r.state, ReplicaState::Exited { .. }) {
+                return r.state;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{id} still {:?} after {DEADLINE:?}",
+                r.state
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn wait_frozen(pid: u32, want: bool) {
+        let deadline = std::time::Instant::now() + DEADLINE;
+        while freezer::is_frozen(pid).unwrap() != want {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "process {pid}: not frozen={want} after {DEADLINE:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn container_pid(id: &str) -> u32 {
+        let pid = inspect(id)["State"]["Pid"].as_u64().unwrap();
+        assert_ne!(pid, 0, "{id} runs no process");
+        u32::try_from(pid).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_replica_is_a_container_published_on_loopback_with_its_labels_and_the_runtime_contract(
+    ) {
+        let inst = Installation::new();
+        let rt = inst.connect().await;
+        let spec = hello(&[("TARGET", "docker")]);
+        let r = rt.start(&spec).await.unwrap();
+        let addr = r.address.unwrap();
+        assert_eq!(addr.ip(), Ipv4Addr::LOCALHOST);
+        assert_eq!(
+            (r.namespace.as_str(), r.revision.as_str(), r.state),
+            ("rt-test", "hello-00001", ReplicaState::Running)
+        );
+        assert_eq!(r.revision_uid, spec.revision_uid);
+        wait_ready(addr).await;
+        assert_eq!(rt.list().await.unwrap(), vec![r.clone()]);
+
+        let c = inspect(&r.id);
+        assert!(
+            c["Name"]
+                .as_str()
+                .unwrap()
+                .starts_with("/paas-rt-test-hello-00001-"),
+            "{}",
+            c["Name"]
+        );
+        let labels = &c["Config"]["Labels"];
+        for (k, v) in [
+            (labels::MANAGED, "true"),
+            (labels::INSTANCE, inst.instance.as_str()),
+            (labels::NAMESPACE, "rt-test"),
+            (labels::SERVICE_LABEL, "hello"),
+            (labels::CONFIGURATION_LABEL, "hello-config"),
+            (labels::REVISION_LABEL, "hello-00001"),
+            (labels::REVISION_UID, spec.revision_uid.as_str()),
+        ] {
+            assert_eq!(labels[k], v, "label {k} in {labels}");
+        }
+        let env: Vec<&str> = c["Config"]["Env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        for var in [
+            "TARGET=docker",
+            "PORT=8080",
+            "K_SERVICE=hello",
+            "K_CONFIGURATION=hello-config",
+            "K_REVISION=hello-00001",
+        ] {
+            assert!(env.contains(&var), "{var} not in {env:?}");
+        }
+        assert_eq!(c["HostConfig"]["Init"], true);
+        assert_eq!(
+            c["HostConfig"]["PortBindings"]["8080/tcp"],
+            serde_json::json!([{ "HostIp": "127.0.0.1", "HostPort": "" }])
+        );
+        assert!(c["Config"]["ExposedPorts"]["8080/tcp"].is_object());
+        // No command in the spec: the image's entrypoint runs.
+        assert_eq!(c["Config"]["Entrypoint"], serde_json::json!(["/hello"]));
+
+        // What the replica wrote to stdout.
+        let logs = rt.logs(&r.id, 10).await.unwrap();
+        assert!(logs.iter().any(|l| l.contains("8080")), "{logs:?}");
+
+        rt.stop(&r.id, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(rt.list().await.unwrap(), vec![]);
+        assert_eq!(inst.containers(None), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn a_replica_that_exits_is_listed_with_its_code_and_its_stderr_is_in_the_logs() {
+        let inst = Installation::new();
+        let rt = inst.connect().await;
+        let r = rt.start(&hello(&[("DELAY_MS", "soon")])).await.unwrap();
+        assert_eq!(
+            wait_exited(&rt, &r.id).await,
+            ReplicaState::Exited { code: Some(1) }
+        );
+        let logs = rt.logs(&r.id, 10).await.unwrap();
+        assert!(logs.iter().any(|l| l.contains("DELAY_MS")), "{logs:?}");
+        assert_eq!(logs.len(), 1, "{logs:?}");
+    }
+
+    #[tokio::test]
+    async fn a_container_killed_behind_the_runtimes_back_is_listed_as_exited() {
+        let inst = Installation::new();
+        let rt = inst.connect().await;
+        let r = rt.start(&hello(&[])).await.unwrap();
+        let out = std::process::Command::new("docker")
+            .args(["kill", &r.id])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            wait_exited(&rt, &r.id).await,
+            ReplicaState::Exited { code: Some(137) }
+        );
+        rt.stop(&r.id, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(inst.containers(None), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn a_frozen_replica_stays_frozen_until_thawed_and_a_restart_thaws_it() {
+        let inst = Installation::new();
+        let rt = inst.connect().await;
+        let r = rt.start(&hello(&[])).await.unwrap();
+        let addr = r.address.unwrap();
+        wait_ready(addr).await;
+        let pid = container_pid(&r.id);
+
+        rt.freeze(&r.id).await.unwrap();
+        wait_frozen(pid, true);
+        // Frozen through its cgroup, behind Docker's back.
+        assert_eq!(rt.list().await.unwrap()[0].state, ReplicaState::Running);
+        rt.thaw(&r.id).await.unwrap();
+        wait_frozen(pid, false);
+        wait_ready(addr).await;
+
+        // A paas that stops with frozen containers leaves them frozen; the next run
+        // thaws every container it adopts.
+        rt.freeze(&r.id).await.unwrap();
+        wait_frozen(pid, true);
+        let again = inst.connect().await;
+        wait_frozen(pid, false);
+        wait_ready(addr).await;
+
+        // Stopping a frozen replica thaws it first, then removes it.
+        rt.freeze(&r.id).await.unwrap();
+        wait_frozen(pid, true);
+        rt.stop(&r.id, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(again.list().await.unwrap(), vec![]);
+        assert_eq!(inst.containers(None), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn a_prepared_container_is_created_once_kept_for_its_revision_and_adopted_by_a_restart() {
+        let inst = Installation::new();
+        let rt = inst.connect().await;
+        let mut spec = hello(&[]);
+        // Knative's command is Docker's entrypoint, its args Docker's cmd.
+        spec.command = vec!["/hello".into()];
+        spec.args = vec!["ignored".into()];
+        rt.prepare(&spec).await.unwrap();
+        rt.prepare(&spec).await.unwrap();
+        let prepared = inst.containers(Some("created"));
+        assert_eq!(prepared.len(), 1, "{prepared:?}");
+        let c = inspect(&prepared[0]);
+        assert_eq!(c["Config"]["Entrypoint"], serde_json::json!(["/hello"]));
+        assert_eq!(c["Config"]["Cmd"], serde_json::json!(["ignored"]));
+        // Not a replica until it starts.
+        assert_eq!(rt.list().await.unwrap(), vec![]);
+
+        // A restart finds it and starts it rather than creating another.
+        drop(rt);
+        let rt = inst.connect().await;
+        rt.discard_prepared(std::slice::from_ref(&spec.revision_uid))
+            .await
+            .unwrap();
+        let r = rt.start(&spec).await.unwrap();
+        assert_eq!(r.id, prepared[0]);
+        wait_ready(r.address.unwrap()).await;
+
+        // Revisions that are gone lose theirs.
+        rt.prepare(&spec).await.unwrap();
+        assert_eq!(inst.containers(Some("created")).len(), 1);
+        rt.discard_prepared(&[]).await.unwrap();
+        assert_eq!(inst.containers(Some("created")), Vec::<String>::new());
+        assert_eq!(inst.containers(None), vec![r.id.clone()]);
+    }
+
+    #[tokio::test]
+    async fn a_missing_image_is_reported_as_not_found_locally() {
+        let inst = Installation::new();
+        let rt = inst.connect().await;
+        let mut spec = hello(&[]);
+        spec.image = Some("paas-samples/no-such-image:latest".into());
+        let err = rt.start(&spec).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::ImageNotFound { image } if image == "paas-samples/no-such-image:latest"),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("not found locally"), "{err}");
+        assert_eq!(inst.containers(None), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn a_command_that_cannot_run_exits_with_the_reason_in_the_logs() {
+        // The init (Init: true) starts, so the container does, and then the init
+        // fails to run the command: no port, an exit code, the reason on stderr.
+        let inst = Installation::new();
+        let rt = inst.connect().await;
+        let mut spec = hello(&[]);
+        spec.command = vec!["/no-such-binary".into()];
+        let r = rt.start(&spec).await.unwrap();
+        let ReplicaState::Exited { code: Some(code) } = wait_exited(&rt, &r.id).await else {
+            panic!("no exit code for {r}");
+        };
+        assert_ne!(code, 0);
+        let logs = rt.logs(&r.id, 10).await.unwrap();
+        assert!(
+            logs.iter().any(|l| l.contains("/no-such-binary")),
+            "{logs:?}"
+        );
+        rt.stop(&r.id, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(inst.containers(None), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn stopping_a_replica_that_is_gone_succeeds() {
+        let inst = Installation::new();
+        let rt = inst.connect().await;
+        rt.stop("0123456789ab0123456789ab", Duration::from_secs(1))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn remove_all_removes_this_installations_containers_only() {
+        let (mine, theirs) = (Installation::new(), Installation::new());
+        let (rt, other) = (mine.connect().await, theirs.connect().await);
+        rt.start(&hello(&[])).await.unwrap();
+        rt.prepare(&hello(&[])).await.unwrap();
+        let kept = other.start(&hello(&[])).await.unwrap();
+        assert_eq!(mine.containers(None).len(), 2);
+
+        rt.remove_all().await;
+        assert_eq!(mine.containers(None), Vec::<String>::new());
+        assert_eq!(theirs.containers(None), vec![kept.id]);
+    }
+
+    #[tokio::test]
+    async fn an_engine_that_does_not_answer_is_reported_with_its_socket() {
+        let dir = std::env::temp_dir().join(format!(
+            "paas-runtime-docker-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        // No socket at all, and a socket nobody listens on any more.
+        let missing = dir.join("missing.sock");
+        let dead = dir.join("dead.sock");
+        drop(std::os::unix::net::UnixListener::bind(&dead).unwrap());
+        for socket in [missing, dead] {
+            let err = DockerRuntime::connect(socket.clone(), "unused".into())
+                .await
+                .unwrap_err()
+                .to_string();
+            let want = format!("cannot reach the Docker Engine at {}", socket.display());
+            assert!(err.starts_with(&want), "{err}");
+            assert!(err.contains("paas up --runtime process"), "{err}");
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

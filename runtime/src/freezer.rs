@@ -40,6 +40,19 @@ pub(crate) fn set_frozen(pid: u32, frozen: bool) -> io::Result<()> {
     std::fs::write(file, if frozen { freeze } else { thaw })
 }
 
+/// Whether the cgroup of `pid` is frozen now, as the kernel reports it (v1 says
+/// FREEZING on the way to FROZEN; v2's `cgroup.events` beside `cgroup.freeze` has
+/// `frozen 1` once every process stopped). Tests read the freezer back with it.
+#[cfg(test)]
+pub(crate) fn is_frozen(pid: u32) -> io::Result<bool> {
+    let (file, freeze, _) = control(pid)?;
+    if freeze == "FROZEN" {
+        return Ok(std::fs::read_to_string(file)?.trim() == "FROZEN");
+    }
+    let events = std::fs::read_to_string(file.with_file_name("cgroup.events"))?;
+    Ok(events.lines().any(|l| l == "frozen 1"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
