@@ -1,4 +1,5 @@
-//! Replicas as Docker containers, through the Engine API on its unix socket.
+//! Replicas as Docker containers, through the Engine API on its unix socket
+//! ([`bollard`]: typed models, API version negotiation, demultiplexed logs).
 //!
 //! Images must exist locally (paas never pulls). The container port is published on
 //! 127.0.0.1 with an ephemeral host port. Labels carry the owning installation,
@@ -11,18 +12,60 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use http::{Method, StatusCode};
-use serde::Deserialize;
-use serde_json::json;
+use bollard::errors::Error as EngineError;
+use bollard::models::{
+    ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum, HostConfig, PortBinding,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
 
-use crate::docker_api::{demux_logs, engine_message, query_escape, DockerApi};
 use crate::{freezer, labels, Error, Replica, ReplicaSpec, ReplicaState, Result, Runtime};
 
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 
+/// How long one call to the engine may take. A stop waits out its grace period inside
+/// the call (10 s at most today), so this stays well above any grace.
+const CALL_TIMEOUT_SECS: u64 = 120;
+
+/// What the Docker Engine refused or could not do, worded for the person who has to
+/// fix it. Callers see it as [`Error::Backend`]: the shared error type says nothing
+/// Docker-specific.
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    #[error("cannot reach the Docker Engine at {socket}: {source}; start it (`dockerd &`) or run `paas up --runtime process`")]
+    Unreachable {
+        socket: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("Docker Engine answered {status} to {what}: {message}")]
+    Refused {
+        what: String,
+        status: u16,
+        message: String,
+    },
+    #[error("Docker Engine call failed during {what}: {source}")]
+    Failed {
+        what: String,
+        #[source]
+        source: EngineError,
+    },
+}
+
+impl From<DockerError> for Error {
+    fn from(e: DockerError) -> Self {
+        Error::Backend(Box::new(e))
+    }
+}
+
 #[derive(Debug)]
 pub struct DockerRuntime {
-    api: DockerApi,
+    docker: Docker,
+    socket: PathBuf,
     instance: String,
     /// Created, never started containers, by revision uid.
     prepared: Mutex<HashMap<String, Vec<String>>>,
@@ -38,9 +81,23 @@ impl DockerRuntime {
     /// Connects to the engine at `socket`; `instance` labels every container this
     /// installation starts, so two data directories never touch each other's.
     pub async fn connect(socket: PathBuf, instance: String) -> Result<Arc<Self>> {
-        let api = DockerApi::connect(socket).await?;
+        let unreachable = |e| Self::engine_error(&socket, "connecting", e);
+        // bollard's models follow a newer API than Debian's engine 20.10 (1.41) speaks;
+        // negotiating settles on the older of the two, and fields the older engine
+        // lacks are absent from its answers (every model field is optional).
+        let docker = Docker::connect_with_unix(
+            &socket.to_string_lossy(),
+            CALL_TIMEOUT_SECS,
+            bollard::API_DEFAULT_VERSION,
+        )
+        .map_err(unreachable)?
+        .negotiate_version()
+        .await
+        .map_err(unreachable)?;
+        tracing::debug!(using = %docker.client_version(), "connected to the Docker Engine");
         let rt = Self {
-            api,
+            docker,
+            socket,
             instance,
             prepared: Mutex::new(HashMap::new()),
             frozen: Mutex::new(HashMap::new()),
@@ -49,21 +106,61 @@ impl DockerRuntime {
         // exists; containers it froze through their cgroup are thawed, since Docker
         // does not know they are frozen.
         for c in rt.list_raw().await? {
-            if c.state == "running" {
-                if let Ok(pid) = rt.pid(&c.id).await {
-                    let _ = freezer::set_frozen(pid, false);
+            let Some(id) = c.id else { continue };
+            match c.state {
+                Some(ContainerSummaryStateEnum::RUNNING) => {
+                    if let Ok(pid) = rt.pid(&id).await {
+                        let _ = freezer::set_frozen(pid, false);
+                    }
                 }
-            }
-            if c.state == "created" {
-                let uid = c
-                    .labels
-                    .get(labels::REVISION_UID)
-                    .cloned()
-                    .unwrap_or_default();
-                lock(&rt.prepared).entry(uid).or_default().push(c.id);
+                Some(ContainerSummaryStateEnum::CREATED) => {
+                    let uid = label(c.labels.as_ref(), labels::REVISION_UID);
+                    lock(&rt.prepared).entry(uid).or_default().push(id);
+                }
+                _ => {}
             }
         }
         Ok(Arc::new(rt))
+    }
+
+    /// The engine's failure as the error the caller sees: a refusal with its status
+    /// and message, an engine that does not answer with what to do about it.
+    fn engine_error(socket: &std::path::Path, what: &str, e: EngineError) -> Error {
+        let unreachable = |source| DockerError::Unreachable {
+            socket: socket.to_owned(),
+            source,
+        };
+        match e {
+            EngineError::DockerResponseServerError {
+                status_code,
+                message,
+            } => DockerError::Refused {
+                what: what.to_owned(),
+                status: status_code,
+                message,
+            },
+            EngineError::SocketNotFoundError(_) => {
+                unreachable(std::io::Error::from(nix::errno::Errno::ENOENT))
+            }
+            EngineError::HyperLegacyError { err } if err.is_connect() => {
+                // The connector's own error (connection refused, permission denied)
+                // says more than the client's "client error (Connect)".
+                let io = std::error::Error::source(&err)
+                    .and_then(|s| s.downcast_ref::<std::io::Error>())
+                    .map(|io| std::io::Error::new(io.kind(), io.to_string()))
+                    .unwrap_or_else(|| std::io::Error::other(err.to_string()));
+                unreachable(io)
+            }
+            source => DockerError::Failed {
+                what: what.to_owned(),
+                source,
+            },
+        }
+        .into()
+    }
+
+    fn error(&self, what: &str, e: EngineError) -> Error {
+        Self::engine_error(&self.socket, what, e)
     }
 
     fn container_name(spec: &ReplicaSpec) -> String {
@@ -81,37 +178,32 @@ impl DockerRuntime {
             return;
         };
         let mut removals = tokio::task::JoinSet::new();
-        for r in all {
+        for id in all.into_iter().filter_map(|c| c.id) {
             if removals.len() >= AT_ONCE {
                 removals.join_next().await;
             }
             let rt = self.clone();
             removals.spawn(async move {
-                if let Err(e) = rt.remove(&r.id).await {
-                    tracing::warn!(container = %crate::short(&r.id), error = %e, "removing a container failed");
+                if let Err(e) = rt.remove(&id).await {
+                    tracing::warn!(container = %crate::short(&id), error = %e, "removing a container failed");
                 }
             });
         }
         while removals.join_next().await.is_some() {}
     }
 
+    /// Removes a container, running or not; one already gone counts as removed.
     async fn remove(&self, id: &str) -> Result<()> {
-        let (status, body) = self
-            .api
-            .call(
-                Method::DELETE,
-                &format!("/containers/{id}?force=true&v=true"),
-                None,
-            )
-            .await?;
-        if status.is_success() || status == StatusCode::NOT_FOUND {
-            Ok(())
-        } else {
-            Err(Error::Docker {
-                what: format!("removing container {id}"),
-                status: status.as_u16(),
-                message: engine_message(&body),
-            })
+        let options = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(true)
+            .build();
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(EngineError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(self.error(&format!("removing container {id}"), e)),
         }
     }
 
@@ -119,69 +211,66 @@ impl DockerRuntime {
     async fn create(&self, spec: &ReplicaSpec) -> Result<String> {
         let image = spec.image.clone().unwrap_or_default();
         let port_key = format!("{}/tcp", spec.port);
-        let env: Vec<String> = spec
+        let env = spec
             .environment(spec.port)
             .into_iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        let mut body = json!({
-            "Image": image,
-            "Env": env,
-            "Labels": {
-                labels::MANAGED: "true",
-                labels::INSTANCE: self.instance,
-                labels::NAMESPACE: spec.namespace,
-                labels::SERVICE_LABEL: spec.service,
-                labels::CONFIGURATION_LABEL: spec.configuration,
-                labels::REVISION_LABEL: spec.revision,
-                labels::REVISION_UID: spec.revision_uid,
-            },
-            "ExposedPorts": { port_key.clone(): {} },
-            "HostConfig": {
-                // An init as PID 1 forwards SIGTERM, which most apps never handle as PID 1.
-                "Init": true,
-                "PortBindings": { port_key: [{ "HostIp": "127.0.0.1", "HostPort": "" }] },
-            },
-        });
-        // Knative maps command to the entrypoint and args to the command.
-        if !spec.command.is_empty() {
-            body["Entrypoint"] = json!(spec.command);
+        let container_labels = [
+            (labels::MANAGED, "true"),
+            (labels::INSTANCE, &self.instance),
+            (labels::NAMESPACE, &spec.namespace),
+            (labels::SERVICE_LABEL, &spec.service),
+            (labels::CONFIGURATION_LABEL, &spec.configuration),
+            (labels::REVISION_LABEL, &spec.revision),
+            (labels::REVISION_UID, &spec.revision_uid),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let body = ContainerCreateBody {
+            image: Some(image.clone()),
+            env: Some(env),
+            labels: Some(container_labels),
+            exposed_ports: Some(vec![port_key.clone()]),
+            // Knative maps command to the entrypoint and args to the command.
+            entrypoint: (!spec.command.is_empty()).then(|| spec.command.clone()),
+            cmd: (!spec.args.is_empty()).then(|| spec.args.clone()),
+            host_config: Some(HostConfig {
+                // An init as PID 1 forwards SIGTERM, which most apps never handle as
+                // PID 1.
+                init: Some(true),
+                // Loopback only, an ephemeral port: the gateway is the way in.
+                port_bindings: Some(HashMap::from([(
+                    port_key,
+                    Some(vec![PortBinding {
+                        host_ip: Some("127.0.0.1".into()),
+                        host_port: Some(String::new()),
+                    }]),
+                )])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::new()
+            .name(&Self::container_name(spec))
+            .build();
+        match self.docker.create_container(Some(options), body).await {
+            Ok(created) => Ok(created.id),
+            Err(EngineError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Err(Error::ImageNotFound { image }),
+            Err(e) => Err(self.error(&format!("creating a container of {image}"), e)),
         }
-        if !spec.args.is_empty() {
-            body["Cmd"] = json!(spec.args);
-        }
-        let name = Self::container_name(spec);
-        let path = format!("/containers/create?name={}", query_escape(&name));
-        let (status, bytes) = self.api.call(Method::POST, &path, Some(body)).await?;
-        if status == StatusCode::NOT_FOUND {
-            return Err(Error::ImageNotFound { image });
-        }
-        if !status.is_success() {
-            return Err(Error::Docker {
-                what: format!("creating a container of {image}"),
-                status: status.as_u16(),
-                message: engine_message(&bytes),
-            });
-        }
-        #[derive(Deserialize)]
-        struct Created {
-            #[serde(rename = "Id")]
-            id: String,
-        }
-        let created: Created =
-            serde_json::from_slice(&bytes).map_err(|source| Error::DockerDecode {
-                what: "container create".into(),
-                source,
-            })?;
-        Ok(created.id)
     }
 
     /// Start a created container and learn its published port.
     async fn start_created(&self, id: &str, spec: &ReplicaSpec) -> Result<Replica> {
         let started = async {
-            self.api
-                .ok(Method::POST, &format!("/containers/{id}/start"), None)
-                .await?;
+            self.docker
+                .start_container(id, None)
+                .await
+                .map_err(|e| self.error(&format!("starting container {id}"), e))?;
             self.host_port(id, spec.port).await
         }
         .await;
@@ -204,93 +293,56 @@ impl DockerRuntime {
     }
 
     /// Every container of this installation, prepared ones included.
-    async fn list_raw(&self) -> Result<Vec<Summary>> {
-        let filters =
-            json!({ "label": [format!("{}={}", labels::INSTANCE, self.instance)] }).to_string();
-        let path = format!(
-            "/containers/json?all=true&filters={}",
-            query_escape(&filters)
-        );
-        self.api.json(Method::GET, &path, None).await
+    async fn list_raw(&self) -> Result<Vec<ContainerSummary>> {
+        let filters = HashMap::from([(
+            "label",
+            vec![format!("{}={}", labels::INSTANCE, self.instance)],
+        )]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        self.docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| self.error("listing containers", e))
     }
 
     /// The host pid of a container's first process.
     async fn pid(&self, id: &str) -> Result<u32> {
-        #[derive(Deserialize)]
-        struct State {
-            #[serde(rename = "Pid", default)]
-            pid: u32,
-        }
-        #[derive(Deserialize)]
-        struct Info {
-            #[serde(rename = "State")]
-            state: State,
-        }
-        let info: Info = self
-            .api
-            .json(Method::GET, &format!("/containers/{id}/json"), None)
-            .await?;
-        if info.state.pid == 0 {
-            return Err(Error::NoSuchReplica { id: id.to_owned() });
-        }
-        Ok(info.state.pid)
+        let info = self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .map_err(|e| self.error(&format!("inspecting container {id}"), e))?;
+        info.state
+            .and_then(|s| s.pid)
+            .and_then(|pid| u32::try_from(pid).ok())
+            .filter(|&pid| pid != 0)
+            .ok_or_else(|| Error::NoSuchReplica { id: id.to_owned() })
     }
 
     async fn host_port(&self, id: &str, port: u16) -> Result<Option<u16>> {
-        let info: Inspect = self
-            .api
-            .json(Method::GET, &format!("/containers/{id}/json"), None)
-            .await?;
+        let info = self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .map_err(|e| self.error(&format!("inspecting container {id}"), e))?;
         Ok(info
             .network_settings
-            .ports
-            .get(&format!("{port}/tcp"))
-            .and_then(|b| b.as_ref())
-            .and_then(|b| b.iter().find_map(|b| b.host_port.parse().ok())))
+            .and_then(|n| n.ports)
+            .and_then(|mut ports| ports.remove(&format!("{port}/tcp")))
+            .flatten()
+            .and_then(|b| b.iter().find_map(|b| b.host_port.as_deref()?.parse().ok())))
     }
 }
 
-#[derive(Deserialize)]
-struct Inspect {
-    #[serde(rename = "NetworkSettings")]
-    network_settings: NetworkSettings,
+fn label(labels: Option<&HashMap<String, String>>, key: &str) -> String {
+    labels.and_then(|l| l.get(key)).cloned().unwrap_or_default()
 }
 
-#[derive(Deserialize)]
-struct NetworkSettings {
-    #[serde(rename = "Ports", default)]
-    ports: HashMap<String, Option<Vec<PortBinding>>>,
-}
-
-#[derive(Deserialize)]
-struct PortBinding {
-    #[serde(rename = "HostPort", default)]
-    host_port: String,
-}
-
-#[derive(Deserialize)]
-struct Summary {
-    #[serde(rename = "Id")]
-    id: String,
-    #[serde(rename = "State", default)]
-    state: String,
-    #[serde(rename = "Status", default)]
-    status: String,
-    #[serde(rename = "Labels", default)]
-    labels: HashMap<String, String>,
-    #[serde(rename = "Ports", default)]
-    ports: Vec<SummaryPort>,
-}
-
-#[derive(Deserialize)]
-struct SummaryPort {
-    #[serde(rename = "IP", default)]
-    ip: String,
-    #[serde(rename = "PublicPort", default)]
-    public_port: Option<u16>,
-}
-
-/// "Exited (3) 2 seconds ago" → 3.
+/// "Exited (3) 2 seconds ago" → 3. The list answer carries the exit code only in
+/// this human-readable status; reading it saves an inspect per exited container.
 fn exit_code(status: &str) -> Option<i64> {
     let start = status.find('(')? + 1;
     let end = status[start..].find(')')? + start;
@@ -373,15 +425,10 @@ impl Runtime for DockerRuntime {
         }
         // Containers created by an earlier run that no revision wants any more.
         for c in self.list_raw().await? {
-            if c.state == "created"
-                && !keep.contains(
-                    &c.labels
-                        .get(labels::REVISION_UID)
-                        .cloned()
-                        .unwrap_or_default(),
-                )
+            if c.state == Some(ContainerSummaryStateEnum::CREATED)
+                && !keep.contains(&label(c.labels.as_ref(), labels::REVISION_UID))
             {
-                discard.push(c.id);
+                discard.extend(c.id);
             }
         }
         for id in discard {
@@ -399,10 +446,10 @@ impl Runtime for DockerRuntime {
                 return Ok(());
             }
         }
-        self.api
-            .ok(Method::POST, &format!("/containers/{id}/pause"), None)
+        self.docker
+            .pause_container(id)
             .await
-            .map(|_| ())
+            .map_err(|e| self.error(&format!("pausing container {id}"), e))
     }
 
     async fn thaw(&self, id: &str) -> Result<()> {
@@ -412,10 +459,10 @@ impl Runtime for DockerRuntime {
                 return Ok(());
             }
         }
-        self.api
-            .ok(Method::POST, &format!("/containers/{id}/unpause"), None)
+        self.docker
+            .unpause_container(id)
             .await
-            .map(|_| ())
+            .map_err(|e| self.error(&format!("unpausing container {id}"), e))
     }
 
     async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
@@ -424,20 +471,19 @@ impl Runtime for DockerRuntime {
         if let Some(pid) = frozen {
             let _ = freezer::set_frozen(pid, false);
         }
-        let secs = grace.as_secs().max(1);
-        let (status, body) = self
-            .api
-            .call(
-                Method::POST,
-                &format!("/containers/{id}/stop?t={secs}"),
-                None,
-            )
-            .await?;
-        if !(status.is_success()
-            || status == StatusCode::NOT_MODIFIED
-            || status == StatusCode::NOT_FOUND)
-        {
-            tracing::warn!(container = %crate::short(id), status = status.as_u16(), message = %engine_message(&body), "stopping a container failed; removing it by force");
+        let secs = i32::try_from(grace.as_secs().max(1)).unwrap_or(i32::MAX);
+        let options = StopContainerOptionsBuilder::new().t(secs).build();
+        // Already stopped (304, which bollard counts as success) and gone (404) are
+        // what a stop wants; anything else still ends in the forced removal below.
+        match self.docker.stop_container(id, Some(options)).await {
+            Ok(())
+            | Err(EngineError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {}
+            Err(e) => {
+                let e = self.error(&format!("stopping container {id}"), e);
+                tracing::warn!(container = %crate::short(id), error = %e, "stopping a container failed; removing it by force");
+            }
         }
         self.remove(id).await
     }
@@ -447,45 +493,54 @@ impl Runtime for DockerRuntime {
         Ok(all
             .into_iter()
             // Prepared containers are not replicas until they start.
-            .filter(|c| c.state != "created")
-            .map(|c| {
-                let state = match c.state.as_str() {
-                    "running" => ReplicaState::Running,
-                    "paused" => ReplicaState::Frozen,
-                    "restarting" => ReplicaState::Created,
+            .filter(|c| c.state != Some(ContainerSummaryStateEnum::CREATED))
+            .filter_map(|c| {
+                let state = match c.state {
+                    Some(ContainerSummaryStateEnum::RUNNING) => ReplicaState::Running,
+                    Some(ContainerSummaryStateEnum::PAUSED) => ReplicaState::Frozen,
+                    Some(ContainerSummaryStateEnum::RESTARTING) => ReplicaState::Created,
                     _ => ReplicaState::Exited {
-                        code: exit_code(&c.status),
+                        code: c.status.as_deref().and_then(exit_code),
                     },
                 };
                 let address = c
                     .ports
                     .iter()
-                    .find(|p| p.ip == "127.0.0.1" && p.public_port.is_some())
+                    .flatten()
+                    .find(|p| p.ip.as_deref() == Some("127.0.0.1") && p.public_port.is_some())
                     .and_then(|p| p.public_port)
                     .map(|p| SocketAddr::from((Ipv4Addr::LOCALHOST, p)));
-                let label = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
-                Replica {
-                    namespace: label(labels::NAMESPACE),
-                    revision: label(labels::REVISION_LABEL),
-                    revision_uid: label(labels::REVISION_UID),
-                    id: c.id,
+                let l = c.labels.as_ref();
+                Some(Replica {
+                    namespace: label(l, labels::NAMESPACE),
+                    revision: label(l, labels::REVISION_LABEL),
+                    revision_uid: label(l, labels::REVISION_UID),
+                    id: c.id?,
                     address,
                     state,
-                }
+                })
             })
             .collect())
     }
 
     async fn logs(&self, id: &str, tail: usize) -> Result<Vec<String>> {
-        let raw = self
-            .api
-            .ok(
-                Method::GET,
-                &format!("/containers/{id}/logs?stdout=true&stderr=true&tail={tail}"),
-                None,
-            )
-            .await?;
-        Ok(demux_logs(&raw).lines().map(str::to_owned).collect())
+        let options = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .tail(&tail.to_string())
+            .build();
+        let mut frames = self.docker.logs(id, Some(options));
+        // stdout and stderr frames in the order the engine sent them, as one text.
+        let mut raw = Vec::new();
+        while let Some(frame) = frames.next().await {
+            let frame =
+                frame.map_err(|e| self.error(&format!("reading the logs of container {id}"), e))?;
+            raw.extend_from_slice(&frame.into_bytes());
+        }
+        Ok(String::from_utf8_lossy(&raw)
+            .lines()
+            .map(str::to_owned)
+            .collect())
     }
 }
 
@@ -841,6 +896,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_api_version_is_the_older_of_the_engines_and_the_clients() {
+        let inst = Installation::new();
+        let rt = inst.connect().await;
+        let out = std::process::Command::new("docker")
+            .args(["version", "--format", "{{.Server.APIVersion}}"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let engine = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let parse = |v: &str| -> (usize, usize) {
+            let (major, minor) = v.split_once('.').unwrap();
+            (major.parse().unwrap(), minor.parse().unwrap())
+        };
+        let client = bollard::API_DEFAULT_VERSION;
+        let want = parse(&engine).min((client.major_version, client.minor_version));
+        assert_eq!(parse(&rt.docker.client_version().to_string()), want);
+    }
+
+    #[tokio::test]
     async fn stopping_a_replica_that_is_gone_succeeds() {
         let inst = Installation::new();
         let rt = inst.connect().await;
@@ -874,13 +948,17 @@ mod tests {
         let missing = dir.join("missing.sock");
         let dead = dir.join("dead.sock");
         drop(std::os::unix::net::UnixListener::bind(&dead).unwrap());
-        for socket in [missing, dead] {
+        for (socket, why) in [
+            (missing, "No such file or directory"),
+            (dead, "Connection refused"),
+        ] {
             let err = DockerRuntime::connect(socket.clone(), "unused".into())
                 .await
                 .unwrap_err()
                 .to_string();
             let want = format!("cannot reach the Docker Engine at {}", socket.display());
             assert!(err.starts_with(&want), "{err}");
+            assert!(err.contains(why), "{err}");
             assert!(err.contains("paas up --runtime process"), "{err}");
         }
         let _ = std::fs::remove_dir_all(dir);

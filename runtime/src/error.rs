@@ -7,24 +7,6 @@ pub enum Error {
     ImageNotFound { image: String },
     #[error("the {runtime} runtime needs {what}")]
     Unsupported { runtime: &'static str, what: String },
-    #[error("cannot reach the Docker Engine at {socket}: {source}; start it (`dockerd &`) or run `paas up --runtime process`")]
-    DockerUnreachable {
-        socket: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("Docker Engine answered {status} to {what}: {message}")]
-    Docker {
-        what: String,
-        status: u16,
-        message: String,
-    },
-    #[error("Docker Engine connection failed during {what}: {source}")]
-    DockerHttp {
-        what: String,
-        #[source]
-        source: hyper::Error,
-    },
     #[error("could not start {command:?}: {source}")]
     Spawn {
         command: String,
@@ -40,12 +22,10 @@ pub enum Error {
     },
     #[error("no replica {id}")]
     NoSuchReplica { id: String },
-    #[error("unexpected answer from the Docker Engine to {what}: {source}")]
-    DockerDecode {
-        what: String,
-        #[source]
-        source: serde_json::Error,
-    },
+    /// A backend's own failure (the Docker Engine's answer, ...), worded by the
+    /// backend: [`crate::docker::DockerError`] for Docker.
+    #[error(transparent)]
+    Backend(Box<dyn std::error::Error + Send + Sync + 'static>),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

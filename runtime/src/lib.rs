@@ -9,7 +9,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub mod docker;
-mod docker_api;
 mod error;
 mod freezer;
 pub mod probe;
@@ -43,10 +42,14 @@ pub enum ReplicaState {
     },
 }
 
+/// What names a replica to its backend: opaque to callers, who only hand it back
+/// (a container id for Docker, `p-` and a random suffix for processes).
+pub type ReplicaId = String;
+
 /// A replica as the runtime sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replica {
-    pub id: String,
+    pub id: ReplicaId,
     pub namespace: String,
     pub revision: String,
     pub revision_uid: String,
@@ -67,7 +70,8 @@ impl fmt::Display for Replica {
     }
 }
 
-/// Docker ids are 64 hex characters; the first 12 are what people see.
+/// A replica id as people see it in logs: its first 12 characters (of a Docker
+/// container id's 64, as `docker ps` shows it).
 pub fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
