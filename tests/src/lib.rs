@@ -968,6 +968,8 @@ pub struct ReceivedEvent {
     /// Lower-case names.
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// The body's bytes as they came, for data that is not text.
+    pub bytes: Vec<u8>,
 }
 
 impl ReceivedEvent {
@@ -1022,6 +1024,7 @@ pub fn event_server(respond: impl Fn(ReceivedEvent) -> String + Send + Sync + 's
                     let event = ReceivedEvent {
                         headers,
                         body: String::from_utf8_lossy(&body).into_owned(),
+                        bytes: body,
                     };
                     if writer.write_all(respond(event).as_bytes()).is_err() {
                         return;
