@@ -2,6 +2,7 @@
 //! (replica readiness changed) and by a periodic resync, drained by one worker so that
 //! reconcilers never race each other.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -106,7 +107,7 @@ async fn handle_event(ctx: &Context, event: Result<WatchEvent, RecvError>, queue
                 forget_deleted_revisions(ctx).await;
             }
             if k.kind == Route::KIND {
-                let _ = reconcile::route::publish(ctx).await;
+                reconcile::route::unpublish(ctx, &k.namespace, &k.name);
             }
             if k.kind == Trigger::KIND {
                 // Its consumer group goes too, in the background.
@@ -229,12 +230,11 @@ async fn handle_event(ctx: &Context, event: Result<WatchEvent, RecvError>, queue
     }
 }
 
+/// Queue the revisions of one configuration (found by their label, not by reading
+/// every revision of the namespace).
 async fn enqueue_revisions_of(ctx: &Context, ns: &str, configuration: &str, queue: &mut WorkQueue) {
-    if let Ok(revs) = ctx.store.list::<Revision>(Some(ns)).await {
-        for r in revs
-            .iter()
-            .filter(|r| r.configuration_name() == Some(configuration))
-        {
+    if let Ok(revs) = reconcile::revisions_of(ctx, ns, configuration).await {
+        for r in &revs {
             queue.push(key_of::<Revision>(ns, r.name()));
         }
     }
@@ -245,11 +245,15 @@ async fn forget_deleted_revisions(ctx: &Context) {
         let uids: Vec<String> = revs.iter().filter_map(|r| r.metadata.uid.clone()).collect();
         ctx.fleet.retain(&uids);
         ctx.fleet.discard_prepared_except(uids);
+        let stored: HashSet<RevisionKey> = revs
+            .iter()
+            .map(|r| RevisionKey {
+                namespace: r.namespace().to_owned(),
+                name: r.name().to_owned(),
+            })
+            .collect();
         for key in ctx.autoscaler.keys() {
-            if !revs
-                .iter()
-                .any(|r| r.namespace() == key.namespace && r.name() == key.name)
-            {
+            if !stored.contains(&key) {
                 ctx.autoscaler.remove(&key);
                 ctx.table.forget_revision(&key);
             }

@@ -64,6 +64,20 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         kind: &'static str,
         namespace: Option<&str>,
     ) -> Result<Vec<serde_json::Value>>;
+    /// The objects of `kind` whose labels hold every `(key, value)` of `selector`, as a
+    /// Kubernetes `labelSelector=key=value,...` lists them. Reconcilers look up children
+    /// this way (a configuration's revisions) so that their cost does not grow with
+    /// every object in the namespace; a backend that cannot select lists and filters.
+    async fn list_raw_labelled(
+        &self,
+        kind: &'static str,
+        namespace: Option<&str>,
+        selector: &[(&str, &str)],
+    ) -> Result<Vec<serde_json::Value>> {
+        let mut all = self.list_raw(kind, namespace).await?;
+        all.retain(|v| has_labels(v, selector));
+        Ok(all)
+    }
     /// Stores a new object: sets uid, generation 1, resourceVersion, creationTimestamp.
     async fn create_raw(
         &self,
@@ -99,23 +113,16 @@ pub trait StoreExt: Store {
     }
 
     async fn list<T: Object>(&self, namespace: Option<&str>) -> Result<Vec<T>> {
-        let raw = self.list_raw(T::KIND, namespace).await?;
-        raw.into_iter()
-            .map(|v| {
-                let key = ObjectKey {
-                    kind: T::KIND,
-                    namespace: v["metadata"]["namespace"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned(),
-                    name: v["metadata"]["name"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned(),
-                };
-                decode(&key, v)
-            })
-            .collect()
+        decode_all(self.list_raw(T::KIND, namespace).await?)
+    }
+
+    /// The objects whose labels hold every `(key, value)` of `selector`.
+    async fn list_labelled<T: Object>(
+        &self,
+        namespace: Option<&str>,
+        selector: &[(&str, &str)],
+    ) -> Result<Vec<T>> {
+        decode_all(self.list_raw_labelled(T::KIND, namespace, selector).await?)
     }
 
     async fn create<T: Object>(&self, object: &T) -> Result<T> {
@@ -158,6 +165,46 @@ fn encode<T: Object>(object: &T) -> serde_json::Value {
     v
 }
 
+fn decode_all<T: Object>(raw: Vec<serde_json::Value>) -> Result<Vec<T>> {
+    raw.into_iter()
+        .map(|v| {
+            let key = ObjectKey {
+                kind: T::KIND,
+                namespace: v["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                name: v["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            };
+            decode(&key, v)
+        })
+        .collect()
+}
+
+/// Whether an object's labels hold every `(key, value)` of `selector`.
+pub fn has_labels(object: &serde_json::Value, selector: &[(&str, &str)]) -> bool {
+    let labels = &object["metadata"]["labels"];
+    selector
+        .iter()
+        .all(|(k, v)| labels[*k].as_str() == Some(*v))
+}
+
+/// An object's labels as `(key, value)` pairs.
+fn labels_of(object: &serde_json::Value) -> Vec<(&str, &str)> {
+    object["metadata"]["labels"]
+        .as_object()
+        .map(|labels| {
+            labels
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn decode<T: Object>(key: &ObjectKey, v: serde_json::Value) -> Result<T> {
     serde_json::from_value(v).map_err(|source| StoreError::Corrupt {
         key: key.clone(),
@@ -192,7 +239,7 @@ impl SqliteStore {
         Self::init(Connection::open_in_memory()?)
     }
 
-    fn init(conn: Connection) -> Result<Self> {
+    fn init(mut conn: Connection) -> Result<Self> {
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
@@ -205,8 +252,18 @@ impl SqliteStore {
                  PRIMARY KEY (kind, namespace, name)
              );
              CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-             INSERT OR IGNORE INTO counters VALUES ('resource_version', 0);",
+             INSERT OR IGNORE INTO counters VALUES ('resource_version', 0);
+             CREATE TABLE IF NOT EXISTS labels (
+                 kind TEXT NOT NULL,
+                 namespace TEXT NOT NULL,
+                 name TEXT NOT NULL,
+                 key TEXT NOT NULL,
+                 value TEXT NOT NULL,
+                 PRIMARY KEY (kind, namespace, name, key)
+             );
+             CREATE INDEX IF NOT EXISTS labels_by_value ON labels (kind, key, value, namespace, name);",
         )?;
+        index_labels_of_older_stores(&mut conn)?;
         let (events, _) = broadcast::channel(4096);
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
@@ -244,11 +301,10 @@ impl SqliteStore {
 
     fn read(conn: &Connection, key: &ObjectKey) -> Result<Option<serde_json::Value>> {
         let body: Option<String> = conn
-            .query_row(
+            .prepare_cached(
                 "SELECT body FROM objects WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
-                params![key.kind, key.namespace, key.name],
-                |r| r.get(0),
-            )
+            )?
+            .query_row(params![key.kind, key.namespace, key.name], |r| r.get(0))
             .optional()?;
         body.map(|b| {
             serde_json::from_str(&b).map_err(|source| StoreError::Corrupt {
@@ -259,17 +315,22 @@ impl SqliteStore {
         .transpose()
     }
 
+    /// Store `body` under `key`; its labels are indexed again when `labels_changed`.
     fn write(
         tx: &rusqlite::Transaction<'_>,
         key: &ObjectKey,
         version: i64,
         body: &serde_json::Value,
+        labels_changed: bool,
     ) -> Result<()> {
         tx.execute(
             "INSERT INTO objects (kind, namespace, name, resource_version, body) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (kind, namespace, name) DO UPDATE SET resource_version = ?4, body = ?5",
             params![key.kind, key.namespace, key.name, version, body.to_string()],
         )?;
+        if labels_changed {
+            index_labels(tx, key, body)?;
+        }
         Ok(())
     }
 
@@ -277,6 +338,52 @@ impl SqliteStore {
         // No receiver is fine: nobody watches yet.
         let _ = self.events.send(event);
     }
+}
+
+/// Replace the indexed labels of `key` with those of `body`.
+fn index_labels(conn: &Connection, key: &ObjectKey, body: &serde_json::Value) -> Result<()> {
+    conn.execute(
+        "DELETE FROM labels WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
+        params![key.kind, key.namespace, key.name],
+    )?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO labels (kind, namespace, name, key, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (k, v) in labels_of(body) {
+        insert.execute(params![key.kind, key.namespace, key.name, k, v])?;
+    }
+    Ok(())
+}
+
+/// Stores written before labels were indexed (`user_version` 0) get their index once,
+/// in one transaction.
+fn index_labels_of_older_stores(conn: &mut Connection) -> Result<()> {
+    const LABELS_INDEXED: i64 = 1;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version >= LABELS_INDEXED {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    let rows: Vec<(String, String, String, String)> = {
+        let mut stmt = tx.prepare("SELECT kind, namespace, name, body FROM objects")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (kind, namespace, name, body) in rows {
+        // An unreadable body has no labels to index; reading it reports it.
+        let Ok(body) = serde_json::from_str::<serde_json::Value>(&body) else {
+            continue;
+        };
+        for (k, v) in labels_of(&body) {
+            tx.execute(
+                "INSERT OR REPLACE INTO labels (kind, namespace, name, key, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![kind, namespace, name, k, v],
+            )?;
+        }
+    }
+    tx.pragma_update(None, "user_version", LABELS_INDEXED)?;
+    tx.commit()?;
+    Ok(())
 }
 
 /// SQLite's `quick_check`: `Err` with what it found when the file is damaged.
@@ -310,7 +417,7 @@ fn create_row(
     meta["generation"] = 1.into();
     meta["resourceVersion"] = version.to_string().into();
     meta["creationTimestamp"] = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true).into();
-    SqliteStore::write(&tx, key, version, &object)?;
+    SqliteStore::write(&tx, key, version, &object, true)?;
     tx.commit()?;
     Ok(object)
 }
@@ -362,7 +469,8 @@ fn update_row(
     if changed {
         let version = SqliteStore::next_version(&tx)?;
         object["metadata"]["resourceVersion"] = version.to_string().into();
-        SqliteStore::write(&tx, key, version, &object)?;
+        let labels_changed = object["metadata"]["labels"] != stored["metadata"]["labels"];
+        SqliteStore::write(&tx, key, version, &object, labels_changed)?;
         tx.commit()?;
     }
     Ok((object, changed))
@@ -373,11 +481,36 @@ fn list_rows(
     kind: &'static str,
     namespace: Option<&str>,
 ) -> Result<Vec<serde_json::Value>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT namespace, name, body FROM objects WHERE kind = ?1 AND (?2 IS NULL OR namespace = ?2)
          ORDER BY namespace, name",
     )?;
-    let rows = stmt.query_map(params![kind, namespace], |r| {
+    decode_rows(&mut stmt, params![kind, namespace], kind)
+}
+
+/// The objects with label `key` = `value` (through the index), in the order of
+/// [`list_rows`].
+fn list_labelled_rows(
+    conn: &Connection,
+    kind: &'static str,
+    namespace: Option<&str>,
+    (key, value): (&str, &str),
+) -> Result<Vec<serde_json::Value>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT o.namespace, o.name, o.body FROM labels l
+         JOIN objects o ON o.kind = l.kind AND o.namespace = l.namespace AND o.name = l.name
+         WHERE l.kind = ?1 AND l.key = ?2 AND l.value = ?3 AND (?4 IS NULL OR l.namespace = ?4)
+         ORDER BY o.namespace, o.name",
+    )?;
+    decode_rows(&mut stmt, params![kind, key, value, namespace], kind)
+}
+
+fn decode_rows(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    params: impl rusqlite::Params,
+    kind: &'static str,
+) -> Result<Vec<serde_json::Value>> {
+    let rows = stmt.query_map(params, |r| {
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, String>(1)?,
@@ -416,6 +549,27 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn list_raw_labelled(
+        &self,
+        kind: &'static str,
+        namespace: Option<&str>,
+        selector: &[(&str, &str)],
+    ) -> Result<Vec<serde_json::Value>> {
+        let Some(((first_key, first_value), _)) = selector.split_first() else {
+            return self.list_raw(kind, namespace).await;
+        };
+        let namespace = namespace.map(str::to_owned);
+        let (key, value) = ((*first_key).to_owned(), (*first_value).to_owned());
+        let mut found = self
+            .blocking(move |conn| {
+                list_labelled_rows(conn, kind, namespace.as_deref(), (&key, &value))
+            })
+            .await?;
+        // The index found the first label; the rest are checked on the few rows it gave.
+        found.retain(|v| has_labels(v, selector));
+        Ok(found)
+    }
+
     async fn create_raw(
         &self,
         key: &ObjectKey,
@@ -449,10 +603,17 @@ impl Store for SqliteStore {
         let k = key.clone();
         let deleted = self
             .blocking(move |conn| {
-                Ok(conn.execute(
+                let tx = conn.transaction()?;
+                let deleted = tx.execute(
                     "DELETE FROM objects WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
                     params![k.kind, k.namespace, k.name],
-                )? > 0)
+                )? > 0;
+                tx.execute(
+                    "DELETE FROM labels WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
+                    params![k.kind, k.namespace, k.name],
+                )?;
+                tx.commit()?;
+                Ok(deleted)
             })
             .await?;
         if deleted {
@@ -616,6 +777,130 @@ mod tests {
             "{message}"
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn labelled(name: &str, app: &str) -> Service {
+        let mut svc = Service::new("default", name, ServiceSpec::default());
+        svc.metadata.labels.insert("app".into(), app.into());
+        svc.metadata.labels.insert("tier".into(), "web".into());
+        svc
+    }
+
+    fn names(found: &[Service]) -> Vec<&str> {
+        found.iter().map(|s| s.name()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_labelled_list_follows_creates_updates_and_deletes() {
+        let store = SqliteStore::in_memory().unwrap();
+        for (name, app) in [("a", "one"), ("b", "two"), ("c", "one")] {
+            store.create(&labelled(name, app)).await.unwrap();
+        }
+        let mut other_ns = labelled("d", "one");
+        other_ns.metadata.namespace = Some("other".into());
+        store.create(&other_ns).await.unwrap();
+        let one: Vec<Service> = store
+            .list_labelled(Some("default"), &[("app", "one")])
+            .await
+            .unwrap();
+        assert_eq!(names(&one), ["a", "c"]);
+        let everywhere: Vec<Service> = store.list_labelled(None, &[("app", "one")]).await.unwrap();
+        assert_eq!(names(&everywhere), ["a", "c", "d"]);
+        let both: Vec<Service> = store
+            .list_labelled(None, &[("app", "one"), ("tier", "db")])
+            .await
+            .unwrap();
+        assert!(both.is_empty());
+
+        // c moves to app two; a status write keeps a's labels indexed; b goes.
+        let mut c: Service = store.get("default", "c").await.unwrap().unwrap();
+        c.metadata.labels.insert("app".into(), "two".into());
+        store.update(&c).await.unwrap();
+        let mut a: Service = store.get("default", "a").await.unwrap().unwrap();
+        a.status.url = Some("http://a".into());
+        store.update_status(&a).await.unwrap();
+        store.delete::<Service>("default", "b").await.unwrap();
+        let one: Vec<Service> = store
+            .list_labelled(Some("default"), &[("app", "one")])
+            .await
+            .unwrap();
+        assert_eq!(names(&one), ["a"]);
+        let two: Vec<Service> = store
+            .list_labelled(Some("default"), &[("app", "two")])
+            .await
+            .unwrap();
+        assert_eq!(names(&two), ["c"]);
+    }
+
+    #[tokio::test]
+    async fn a_store_written_before_labels_were_indexed_is_indexed_when_opened() {
+        let dir = std::env::temp_dir().join(format!("paas-store-labels-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("paas.db");
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            store.create(&labelled("a", "one")).await.unwrap();
+            store.create(&labelled("b", "two")).await.unwrap();
+            // As an older paas left it: no label index, user_version 0.
+            let conn = store.conn.lock().unwrap();
+            conn.execute_batch("DROP TABLE labels; PRAGMA user_version = 0;")
+                .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let one: Vec<Service> = store.list_labelled(None, &[("app", "one")]).await.unwrap();
+        assert_eq!(names(&one), ["a"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn the_default_labelled_list_filters_a_plain_list() {
+        // A backend without a label index (the trait's default) selects the same.
+        #[derive(Debug)]
+        struct Plain(SqliteStore);
+        #[async_trait]
+        impl Store for Plain {
+            async fn get_raw(&self, key: &ObjectKey) -> Result<Option<serde_json::Value>> {
+                self.0.get_raw(key).await
+            }
+            async fn list_raw(
+                &self,
+                kind: &'static str,
+                namespace: Option<&str>,
+            ) -> Result<Vec<serde_json::Value>> {
+                self.0.list_raw(kind, namespace).await
+            }
+            async fn create_raw(
+                &self,
+                key: &ObjectKey,
+                object: serde_json::Value,
+            ) -> Result<serde_json::Value> {
+                self.0.create_raw(key, object).await
+            }
+            async fn update_raw(
+                &self,
+                key: &ObjectKey,
+                object: serde_json::Value,
+                status_only: bool,
+            ) -> Result<serde_json::Value> {
+                self.0.update_raw(key, object, status_only).await
+            }
+            async fn delete_raw(&self, key: &ObjectKey) -> Result<bool> {
+                self.0.delete_raw(key).await
+            }
+            fn watch(&self) -> broadcast::Receiver<WatchEvent> {
+                self.0.watch()
+            }
+        }
+        let store = Plain(SqliteStore::in_memory().unwrap());
+        for (name, app) in [("a", "one"), ("b", "two"), ("c", "one")] {
+            store.create(&labelled(name, app)).await.unwrap();
+        }
+        let one: Vec<Service> = store
+            .list_labelled(Some("default"), &[("app", "one"), ("tier", "web")])
+            .await
+            .unwrap();
+        assert_eq!(names(&one), ["a", "c"]);
     }
 
     #[tokio::test]

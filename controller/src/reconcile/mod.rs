@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use paas_api::condition::ConditionStatus;
 use paas_api::meta::OwnerReference;
-use paas_api::{Object, Revision};
+use paas_api::{keys, Object, Revision};
 use paas_gateway::RoutingTable;
 
 use crate::fleet::Fleet;
@@ -106,15 +106,13 @@ pub(crate) fn set_ready(
     }
 }
 
-/// The revisions of configuration `name`.
+/// The revisions of configuration `name`, found by their configuration label: the cost
+/// is that of its own revisions, not of every revision in the namespace.
 pub(crate) async fn revisions_of(ctx: &Context, ns: &str, name: &str) -> Result<Vec<Revision>> {
     Ok(ctx
         .store
-        .list::<Revision>(Some(ns))
-        .await?
-        .into_iter()
-        .filter(|r| r.configuration_name() == Some(name))
-        .collect())
+        .list_labelled::<Revision>(Some(ns), &[(keys::CONFIGURATION_LABEL, name)])
+        .await?)
 }
 
 /// A revision's number: `hello-00002` → 2.

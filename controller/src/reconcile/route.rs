@@ -1,6 +1,5 @@
 //! Route → traffic targets resolved to revisions, and the gateway's routing table.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use std::time::Duration;
@@ -24,7 +23,6 @@ pub async fn reconcile(route: &Route, ctx: &Context) -> Result<Action> {
     let name = route.name();
     let now = ctx.now();
     let cfg = ctx.store.get::<Configuration>(ns, name).await?;
-    let revisions = ctx.store.list::<Revision>(Some(ns)).await?;
 
     let mut status = route.status.clone();
     let mut next_step = None;
@@ -54,7 +52,8 @@ pub async fn reconcile(route: &Route, ctx: &Context) -> Result<Action> {
             ready
         } else {
             let wanted = t.revision_name.clone().unwrap_or_default();
-            if !revisions.iter().any(|r| r.name() == wanted) {
+            // One read per named target, not a list of every revision in the namespace.
+            if ctx.store.get::<Revision>(ns, &wanted).await?.is_none() {
                 problem.get_or_insert((
                     ConditionStatus::False,
                     "RevisionMissing",
@@ -114,9 +113,11 @@ pub async fn reconcile(route: &Route, ctx: &Context) -> Result<Action> {
     if status != route.status {
         let mut next = route.clone();
         next.status = status;
-        ctx.store.update_status(&next).await?;
+        let written = ctx.store.update_status(&next).await?;
+        publish_route(ctx, &written).await;
+    } else {
+        publish_route(ctx, route).await;
     }
-    publish(ctx).await?;
     if let Some(v) = verdict {
         announce(ctx, ns, name, &v).await;
     }
@@ -256,7 +257,6 @@ async fn announce(ctx: &Context, ns: &str, name: &str, verdict: &canary::Verdict
     }
 }
 
-/// Rebuild the gateway's host table from every route's resolved traffic.
 /// Why a route has no revision to send requests to, in the words of its own Ready
 /// condition and of its latest revision's.
 async fn why_not_serving(ctx: &Context, route: &Route) -> String {
@@ -304,60 +304,73 @@ async fn why_not_serving(ctx: &Context, route: &Route) -> String {
     }
 }
 
+/// The gateway's owner name of a route's hosts.
+fn owner(ns: &str, name: &str) -> String {
+    format!("{ns}/{name}")
+}
+
+/// Put every stored route in the gateway's table, as a restarted paas does before its
+/// controller catches up.
 pub async fn publish(ctx: &Context) -> Result<()> {
-    let routes = ctx.store.list::<Route>(None).await?;
-    let mut hosts = HashMap::new();
-    for route in &routes {
-        let ns = route.namespace();
-        let name = route.name();
-        let mut targets: Vec<WeightedRevision> = Vec::new();
-        for t in &route.status.traffic {
-            let Some(rev) = &t.revision_name else {
-                continue;
-            };
-            let key = RevisionKey {
-                namespace: ns.to_owned(),
-                name: rev.clone(),
-            };
-            let percent = t.percent.unwrap_or(0);
-            match targets.iter_mut().find(|w| w.revision.key == key) {
-                Some(w) => w.percent += percent,
-                None => targets.push(WeightedRevision {
-                    percent,
-                    revision: ctx.table.revision(&key),
-                }),
-            }
-            if let Some(tag) = &t.tag {
-                hosts.insert(
-                    format!("{tag}-{name}.{ns}.localhost"),
-                    Arc::new(paas_gateway::Route::new(
-                        format!("{ns}/{name} tag {tag}"),
-                        vec![WeightedRevision {
-                            percent: 100,
-                            revision: ctx.table.revision(&key),
-                        }],
-                    )),
-                );
-            }
+    for route in ctx.store.list::<Route>(None).await? {
+        publish_route(ctx, &route).await;
+    }
+    Ok(())
+}
+
+/// Put one route's resolved traffic (its status as stored) in the gateway's table: its
+/// host, and a host per tag. Other routes are not read, so a change costs the same
+/// however many services there are.
+pub async fn publish_route(ctx: &Context, route: &Route) {
+    let ns = route.namespace();
+    let name = route.name();
+    let mut hosts = Vec::new();
+    let mut targets: Vec<WeightedRevision> = Vec::new();
+    for t in &route.status.traffic {
+        let Some(rev) = &t.revision_name else {
+            continue;
+        };
+        let key = RevisionKey {
+            namespace: ns.to_owned(),
+            name: rev.clone(),
+        };
+        let percent = t.percent.unwrap_or(0);
+        match targets.iter_mut().find(|w| w.revision.key == key) {
+            Some(w) => w.percent += percent,
+            None => targets.push(WeightedRevision {
+                percent,
+                revision: ctx.table.revision(&key),
+            }),
         }
-        targets.retain(|t| t.percent > 0);
-        let host = format!("{name}.{ns}.localhost");
-        if !targets.is_empty() {
-            hosts.insert(
-                host,
-                Arc::new(paas_gateway::Route::new(format!("{ns}/{name}"), targets)),
-            );
-        } else {
-            let why = why_not_serving(ctx, route).await;
-            hosts.insert(
-                host,
-                Arc::new(paas_gateway::Route::unavailable(
-                    format!("{ns}/{name}"),
-                    why,
+        if let Some(tag) = &t.tag {
+            hosts.push((
+                format!("{tag}-{name}.{ns}.localhost"),
+                Arc::new(paas_gateway::Route::new(
+                    format!("{ns}/{name} tag {tag}"),
+                    vec![WeightedRevision {
+                        percent: 100,
+                        revision: ctx.table.revision(&key),
+                    }],
                 )),
-            );
+            ));
         }
     }
-    ctx.table.set_routes(hosts);
-    Ok(())
+    targets.retain(|t| t.percent > 0);
+    let host = format!("{name}.{ns}.localhost");
+    let main = if !targets.is_empty() {
+        paas_gateway::Route::new(owner(ns, name), targets)
+    } else {
+        let why = why_not_serving(ctx, route).await;
+        paas_gateway::Route::unavailable(owner(ns, name), why)
+    };
+    // The route's own host wins over a tag host of the same name, as it did when
+    // the table was built in one go.
+    hosts.retain(|(h, _)| *h != host);
+    hosts.push((host, Arc::new(main)));
+    ctx.table.set_owner_routes(&owner(ns, name), hosts);
+}
+
+/// A deleted route's hosts leave the gateway's table.
+pub fn unpublish(ctx: &Context, ns: &str, name: &str) {
+    ctx.table.remove_owner(&owner(ns, name));
 }
