@@ -2,7 +2,9 @@
 //! revision from zero at once instead of at the next tick.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use paas_api::RevisionKey;
 use tokio::sync::Notify;
@@ -27,6 +29,30 @@ struct Entry {
     last: Option<Decision>,
     /// Set when the scaler has not been told the current `desired` yet.
     dirty: bool,
+}
+
+/// A revision rests once it has been at zero, with nothing ready and no request,
+/// for this long: it is then neither sampled nor decided for until something wakes it.
+const REST_AFTER: Duration = Duration::from_secs(1);
+
+impl Entry {
+    /// Whether nothing can change for this revision until a request or a new spec
+    /// arrives: it runs nothing and wants nothing. A request for it waits at the
+    /// activator, which pokes it awake, so the samples of zero are not needed.
+    fn may_rest(&self, now: Instant) -> bool {
+        let at_zero = !self.active || (self.desired == 0 && self.state.is_at_zero());
+        at_zero
+            && self.ready == 0
+            && !self.dirty
+            && self
+                .window
+                .last_active()
+                .is_none_or(|last| now.saturating_duration_since(last) >= REST_AFTER)
+    }
+
+    fn wake(&mut self, now: Instant) {
+        self.window.resume(now);
+    }
 }
 
 /// What the autoscaler thinks of one revision, for `paas describe` and `/metrics`.
@@ -56,6 +82,8 @@ pub struct Autoscaler {
     revisions: Mutex<HashMap<RevisionKey, Entry>>,
     scaler: Arc<dyn Scaler>,
     wake: Notify,
+    /// Grows with every removal, so that a sampler knows when to forget keys.
+    removals: AtomicU64,
 }
 
 impl Autoscaler {
@@ -65,6 +93,7 @@ impl Autoscaler {
             revisions: Mutex::new(HashMap::new()),
             scaler,
             wake: Notify::new(),
+            removals: AtomicU64::new(0),
         })
     }
 
@@ -78,7 +107,9 @@ impl Autoscaler {
     pub fn upsert(&self, key: &RevisionKey, spec: ScalingSpec, active: bool, running: Option<u32>) {
         let now = Instant::now();
         let mut revisions = self.lock();
+        let mut new = false;
         let entry = revisions.entry(key.clone()).or_insert_with(|| {
+            new = true;
             let (desired, reached_initial) = match running {
                 Some(n) => (n.max(spec.min_scale), true),
                 None => (spec.initial_scale.max(spec.min_scale), false),
@@ -95,6 +126,11 @@ impl Autoscaler {
                 dirty: true,
             }
         });
+        let changed = new || entry.spec != spec || entry.active != active;
+        if changed {
+            // A new min-scale, say, is decided on at once.
+            entry.wake(now);
+        }
         entry.window.set_keep(spec.stable_window);
         entry.spec = spec;
         if entry.active != active {
@@ -102,11 +138,21 @@ impl Autoscaler {
             entry.dirty = true;
         }
         drop(revisions);
-        self.wake.notify_one();
+        // The same registration again (every resync) changes nothing to decide.
+        if changed {
+            self.wake.notify_one();
+        }
     }
 
     pub fn remove(&self, key: &RevisionKey) {
-        self.lock().remove(key);
+        if self.lock().remove(key).is_some() {
+            self.removals.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// How many revisions were removed so far.
+    pub fn removals(&self) -> u64 {
+        self.removals.load(Ordering::Relaxed)
     }
 
     /// A load sample: requests in flight (and waiting) now, requests arrived since the last.
@@ -134,6 +180,7 @@ impl Autoscaler {
             return;
         };
         if e.desired == 0 {
+            e.wake(Instant::now());
             let mut wake = e.spec.activation_scale.max(1);
             if e.spec.max_scale > 0 {
                 wake = wake.min(e.spec.max_scale);
@@ -233,10 +280,24 @@ impl Autoscaler {
         self.lock().keys().cloned().collect()
     }
 
-    /// Decide for every revision; returns the counts that changed, to apply.
+    /// The revisions to sample: all but those at rest, which wait at zero for a request
+    /// (an idle platform samples nothing).
+    pub fn sampled_keys(&self) -> Vec<RevisionKey> {
+        self.lock()
+            .iter()
+            .filter(|(_, e)| !e.window.is_resting())
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Decide for every revision not at rest; returns the counts that changed, to
+    /// apply. A revision that may rest is put to rest.
     pub fn tick(&self, now: Instant) -> Vec<(RevisionKey, u32)> {
         let mut changes = Vec::new();
         for (key, e) in self.lock().iter_mut() {
+            if e.window.is_resting() {
+                continue;
+            }
             if e.active && e.reached_initial {
                 if let Some(d) = decide(&e.spec, &e.window, e.ready, &mut e.state, now) {
                     if d.desired != e.desired {
@@ -258,6 +319,8 @@ impl Autoscaler {
             if e.dirty {
                 e.dirty = false;
                 changes.push((key.clone(), if e.active { e.desired } else { 0 }));
+            } else if e.may_rest(now) {
+                e.window.rest(now);
             }
         }
         changes

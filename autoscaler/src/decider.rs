@@ -33,6 +33,11 @@ impl DeciderState {
         self.current = replicas;
     }
 
+    /// Whether the last decision was zero replicas, with no panic under way.
+    pub fn is_at_zero(&self) -> bool {
+        self.current == 0 && self.panic_since.is_none()
+    }
+
     /// The count the revision runs now, when the autoscaler first sees it.
     pub fn starting_at(replicas: u32) -> Self {
         Self {

@@ -24,6 +24,9 @@ pub struct MetricWindow {
     /// The last time anything was in flight or arrived, for pod retention.
     last_active: Option<Instant>,
     first: Option<Instant>,
+    /// Set while nobody samples the revision (it is at zero with no load, see
+    /// [`MetricWindow::rest`]): the seconds since count as samples of nothing.
+    resting_since: Option<Instant>,
 }
 
 /// The window's view at one instant.
@@ -42,7 +45,41 @@ impl MetricWindow {
             keep,
             last_active: None,
             first: None,
+            resting_since: None,
         }
+    }
+
+    /// Sampling stops at `at`: the revision is at zero and nothing arrives (a request
+    /// for it wakes it through the activator), so samples of zero are not taken.
+    pub fn rest(&mut self, at: Instant) {
+        self.resting_since.get_or_insert(at);
+    }
+
+    pub fn is_resting(&self) -> bool {
+        self.resting_since.is_some()
+    }
+
+    /// Sampling starts again at `at`: each second at rest becomes a bucket of one zero
+    /// sample, so that the averages read as if zeros had been recorded all along.
+    pub fn resume(&mut self, at: Instant) {
+        let Some(since) = self.resting_since.take() else {
+            return;
+        };
+        let now = self.second(at);
+        // Older seconds would fall out at once.
+        let from = (self.second(since) + 1).max(now.saturating_sub(self.keep.as_secs() + 1));
+        for second in from..=now {
+            if self.buckets.back().is_some_and(|b| b.second >= second) {
+                continue;
+            }
+            self.buckets.push_back(Bucket {
+                second,
+                concurrency_sum: 0.0,
+                samples: 1,
+                requests: 0,
+            });
+        }
+        self.prune(now);
     }
 
     fn second(&self, at: Instant) -> u64 {
@@ -69,6 +106,11 @@ impl MetricWindow {
                 requests: arrived,
             }),
         }
+        self.prune(second);
+    }
+
+    /// Drop the buckets older than what is kept at `second`.
+    fn prune(&mut self, second: u64) {
         let oldest = second.saturating_sub(self.keep.as_secs() + 1);
         while self.buckets.front().is_some_and(|b| b.second < oldest) {
             self.buckets.pop_front();
@@ -151,6 +193,56 @@ mod tests {
         assert_eq!(w.concurrency(now, Duration::from_secs(6)), Some(0.0));
         assert!(w.buckets.len() <= 8);
         assert_eq!(w.last_active(), Some(origin));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rest_reads_as_zeros_recorded_all_along() {
+        let origin = Instant::now();
+        let keep = Duration::from_secs(60);
+        let at = |tenth: u64| origin + Duration::from_millis(tenth * 100);
+        let mut sampled = MetricWindow::new(origin, keep);
+        let mut rested = MetricWindow::new(origin, keep);
+        for w in [&mut sampled, &mut rested] {
+            w.record(at(0), 4.0, 2);
+            w.record(at(10), 2.0, 1);
+            for tenth in 11..20 {
+                w.record(at(tenth), 0.0, 0);
+            }
+        }
+        rested.rest(at(19));
+        assert!(rested.is_resting());
+        // One is sampled every 100 ms for 19 s more, the other rests.
+        for tenth in 20..=210 {
+            sampled.record(at(tenth), 0.0, 0);
+        }
+        let woken = origin + Duration::from_millis(21_050);
+        rested.resume(woken);
+        assert!(!rested.is_resting());
+        for w in [&mut sampled, &mut rested] {
+            w.record(woken, 1.0, 1);
+        }
+        for window in [60, 6, 1].map(Duration::from_secs) {
+            assert_eq!(rested.rps(woken, window), sampled.rps(woken, window));
+            assert_eq!(
+                rested.concurrency(woken, window),
+                sampled.concurrency(woken, window)
+            );
+        }
+        assert_eq!(rested.last_active(), sampled.last_active());
+        assert_eq!(rested.first_sample(), sampled.first_sample());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rest_longer_than_the_window_keeps_only_the_window() {
+        let origin = Instant::now();
+        let mut w = MetricWindow::new(origin, Duration::from_secs(6));
+        w.record(origin, 10.0, 5);
+        w.rest(origin);
+        let woken = origin + Duration::from_secs(3600);
+        w.resume(woken);
+        assert!(w.buckets.len() <= 8, "{}", w.buckets.len());
+        assert_eq!(w.concurrency(woken, Duration::from_secs(6)), Some(0.0));
+        assert_eq!(w.rps(woken, Duration::from_secs(6)), Some(0.0));
     }
 
     #[tokio::test(start_paused = true)]
