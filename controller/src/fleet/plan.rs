@@ -371,7 +371,13 @@ pub(super) fn plan(state: &mut FleetState, listed: &[Replica], now: Now) -> Vec<
                 crashed_now = true;
                 false
             }
-            Some(_) if !t.ever_ready && now.at.duration_since(t.started) > STARTUP_DEADLINE => {
+            // A frozen replica cannot get ready (one adopted frozen after a restart
+            // never was): its retention, not the startup deadline, ends it.
+            Some(_)
+                if t.serving()
+                    && !t.ever_ready
+                    && now.at.duration_since(t.started) > STARTUP_DEADLINE =>
+            {
                 observed.failure = Some(format!(
                     "replica {} did not become ready within {} s",
                     paas_runtime::short(&t.id),

@@ -605,3 +605,23 @@ fn a_thousand_idle_revisions_plan_nothing() {
         assert_eq!(probe::next_due(&w.state), None);
     }
 }
+
+#[test]
+fn a_frozen_replica_adopted_after_a_restart_is_kept_for_its_retention() {
+    let mut w = World::new();
+    w.revision(
+        "a",
+        IdlePolicy::Freeze {
+            retention: RETENTION,
+        },
+    );
+    w.listed = vec![replica("a-1", "a", ReplicaState::Frozen, 1)];
+    w.plan();
+    assert_eq!(w.tracked("a").len(), 1);
+    // Frozen, it cannot become ready: that is no failed start.
+    w.advance(STARTUP_DEADLINE + Duration::from_secs(1));
+    assert_eq!(w.plan(), []);
+    assert_eq!(w.observed("a").restarts, 0);
+    w.advance(RETENTION - STARTUP_DEADLINE);
+    assert_eq!(stopped(&w.plan()), [("a-1", StopReason::Expired)]);
+}
