@@ -3,11 +3,13 @@
 //! extensions. The transport is a small trait, so that the policy is tested on a
 //! paused clock without a network.
 
+use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
 use bytes::Bytes;
+use http::Uri;
 use paas_api::eventing::{BackoffPolicy, DeliverySpec};
 use paas_api::iso8601;
 
@@ -98,7 +100,55 @@ pub enum Attempt {
 /// Sends an event somewhere and reports what came back.
 #[async_trait]
 pub trait Transport: Send + Sync + std::fmt::Debug {
-    async fn send(&self, url: &str, event: &CloudEvent, timeout: Duration) -> Attempt;
+    async fn send(&self, to: &Destination, event: &CloudEvent, timeout: Duration) -> Attempt;
+}
+
+/// Where events are sent: a URL, parsed once (when a dispatcher starts) rather than
+/// at every attempt. A URL that cannot be sent to still makes a destination: each
+/// attempt then fails saying why, and the event is retried and dead-lettered as when
+/// the subscriber is unreachable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    url: String,
+    uri: Result<Uri, String>,
+}
+
+impl Destination {
+    pub fn new(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            uri: http_uri(url),
+        }
+    }
+
+    /// The URL as it was given.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The absolute `http://` URI to send to, or why the URL is not one.
+    pub fn uri(&self) -> Result<&Uri, String> {
+        self.uri.as_ref().map_err(Clone::clone)
+    }
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+fn http_uri(url: &str) -> Result<Uri, String> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(format!("{url}: only http:// destinations are supported"));
+    }
+    if uri.host().is_none() {
+        return Err(format!("{url} has no host"));
+    }
+    Ok(uri)
 }
 
 /// How an event's delivery ended. An offset may be committed after any of these.
@@ -126,8 +176,8 @@ pub fn retryable(status: u16) -> bool {
 pub async fn deliver(
     transport: &dyn Transport,
     event: &CloudEvent,
-    subscriber: &str,
-    dead_letter: Option<&str>,
+    subscriber: &Destination,
+    dead_letter: Option<&Destination>,
     policy: &DeliveryPolicy,
 ) -> Outcome {
     let mut last = Attempt::Failed {
@@ -161,7 +211,7 @@ pub async fn deliver(
             reason: describe(&last),
         };
     };
-    let dead = with_error_extensions(event, subscriber, &last);
+    let dead = with_error_extensions(event, subscriber.url(), &last);
     if to_dead_letter_sink(transport, &dead, dls, policy).await {
         return Outcome::DeadLettered {
             status: status_of(&last),
@@ -180,7 +230,7 @@ pub async fn deliver(
 pub async fn to_dead_letter_sink(
     transport: &dyn Transport,
     dead: &CloudEvent,
-    dls: &str,
+    dls: &Destination,
     policy: &DeliveryPolicy,
 ) -> bool {
     for attempt in 0..=policy.retry {
@@ -258,9 +308,9 @@ pub(crate) mod tests {
 
     #[async_trait]
     impl Transport for Scripted {
-        async fn send(&self, url: &str, event: &CloudEvent, _timeout: Duration) -> Attempt {
+        async fn send(&self, to: &Destination, event: &CloudEvent, _timeout: Duration) -> Attempt {
             self.seen.lock().unwrap().push((
-                url.to_owned(),
+                to.url().to_owned(),
                 tokio::time::Instant::now(),
                 event.clone(),
             ));
@@ -342,7 +392,7 @@ pub(crate) mod tests {
         let out = deliver(
             &t,
             &event(),
-            "http://sub",
+            &Destination::new("http://sub"),
             None,
             &policy(3, BackoffPolicy::Linear),
         )
@@ -372,7 +422,7 @@ pub(crate) mod tests {
         deliver(
             &t,
             &event(),
-            "http://sub",
+            &Destination::new("http://sub"),
             None,
             &policy(1, BackoffPolicy::Linear),
         )
@@ -387,8 +437,8 @@ pub(crate) mod tests {
         let out = deliver(
             &t,
             &event(),
-            "http://sub",
-            Some("http://dls"),
+            &Destination::new("http://sub"),
+            Some(&Destination::new("http://dls")),
             &policy(5, BackoffPolicy::Exponential),
         )
         .await;
@@ -408,7 +458,7 @@ pub(crate) mod tests {
         let out = deliver(
             &t,
             &event(),
-            "http://sub",
+            &Destination::new("http://sub"),
             None,
             &policy(2, BackoffPolicy::Linear),
         )

@@ -19,7 +19,7 @@ use super::{DispatchSpec, Records, ReplyTo, DEFAULT_PARALLELISM};
 use crate::cloudevent::kafka_record::{self, RecordOrigin};
 use crate::cloudevent::{kafka_binding, CloudEvent};
 use crate::delivery::{
-    deliver, to_dead_letter_sink, with_error_extensions, Attempt, Outcome, Transport,
+    deliver, to_dead_letter_sink, with_error_extensions, Attempt, Destination, Outcome, Transport,
 };
 use crate::offsets::OffsetTracker;
 use crate::{Delivery, EventLog, Position, Record, Subscription, CHANNEL_PREFIX};
@@ -62,10 +62,33 @@ impl PartitionState {
     }
 }
 
+/// The spec's URLs, parsed once for the dispatcher's life rather than at each attempt.
+#[derive(Debug)]
+struct Destinations {
+    subscriber: Destination,
+    dead_letter: Option<Destination>,
+    /// Where replies go when the spec's `reply` is a URL (and only then).
+    reply: Option<Destination>,
+}
+
+impl Destinations {
+    fn of(spec: &DispatchSpec) -> Self {
+        Self {
+            subscriber: Destination::new(&spec.subscriber),
+            dead_letter: spec.dead_letter.as_deref().map(Destination::new),
+            reply: match &spec.reply {
+                ReplyTo::Url(url) => Some(Destination::new(url)),
+                _ => None,
+            },
+        }
+    }
+}
+
 pub(super) struct Dispatch {
     log: Arc<dyn EventLog>,
     transport: Arc<dyn Transport>,
     spec: Arc<DispatchSpec>,
+    to: Arc<Destinations>,
     metrics: Arc<TriggerMetrics>,
     done: mpsc::UnboundedSender<Finished>,
     partitions: HashMap<i32, PartitionState>,
@@ -85,6 +108,7 @@ pub(super) async fn run(
     let mut d = Dispatch {
         log,
         transport,
+        to: Arc::new(Destinations::of(&spec)),
         spec: Arc::new(spec),
         metrics,
         done,
@@ -216,10 +240,11 @@ impl Dispatch {
 
     fn spawn(&mut self, position: Position, epoch: u64, event: CloudEvent) {
         self.in_flight += 1;
-        let (log, transport, spec, metrics, done) = (
+        let (log, transport, spec, to, metrics, done) = (
             self.log.clone(),
             self.transport.clone(),
             self.spec.clone(),
+            self.to.clone(),
             self.metrics.clone(),
             self.done.clone(),
         );
@@ -228,14 +253,14 @@ impl Dispatch {
             let outcome = deliver(
                 &*transport,
                 &event,
-                &spec.subscriber,
-                spec.dead_letter.as_deref(),
+                &to.subscriber,
+                to.dead_letter.as_ref(),
                 &spec.policy,
             )
             .await;
             let (outcome, why) = match outcome {
                 Outcome::Delivered { reply: Some(reply) } => tokio::select! {
-                    forwarded = forward_reply(&*log, &*transport, &spec, &metrics, &event, reply) => forwarded,
+                    forwarded = forward_reply(&*log, &*transport, &spec, &to, &metrics, &event, reply) => forwarded,
                     // The dispatcher stopped while the reply waited for the log: the
                     // event stays uncommitted, and the group's next reader delivers it
                     // again.
@@ -270,33 +295,37 @@ async fn forward_reply(
     log: &dyn EventLog,
     transport: &dyn Transport,
     spec: &DispatchSpec,
+    to: &Destinations,
     metrics: &TriggerMetrics,
     event: &CloudEvent,
     reply: Box<CloudEvent>,
 ) -> (Outcome, Option<String>) {
+    if let Some(destination) = &to.reply {
+        // A destination of the user's, delivered to as the event was.
+        let outcome = deliver(
+            transport,
+            &reply,
+            destination,
+            to.dead_letter.as_ref(),
+            &spec.policy,
+        )
+        .await;
+        match &outcome {
+            Outcome::Delivered { .. } => metrics.count(&metrics.replies),
+            Outcome::DeadLettered { .. } => {}
+            Outcome::Dropped { reason } => {
+                tracing::error!(group = %spec.group, id = %reply.id, %reason, "reply dropped: out of retries and no dead-letter sink took it");
+            }
+        }
+        return (Outcome::Delivered { reply: Some(reply) }, None);
+    }
     let topic = match &spec.reply {
-        ReplyTo::Drop => return (Outcome::Delivered { reply: Some(reply) }, None),
+        // A URL was sent to above, as `to.reply`.
+        ReplyTo::Drop | ReplyTo::Url(_) => {
+            return (Outcome::Delivered { reply: Some(reply) }, None)
+        }
         ReplyTo::SameTopic => &spec.topic,
         ReplyTo::Topic(t) => t,
-        ReplyTo::Url(url) => {
-            // A destination of the user's, delivered to as the event was.
-            let outcome = deliver(
-                transport,
-                &reply,
-                url,
-                spec.dead_letter.as_deref(),
-                &spec.policy,
-            )
-            .await;
-            match &outcome {
-                Outcome::Delivered { .. } => metrics.count(&metrics.replies),
-                Outcome::DeadLettered { .. } => {}
-                Outcome::Dropped { reason } => {
-                    tracing::error!(group = %spec.group, id = %reply.id, %reason, "reply dropped: out of retries and no dead-letter sink took it");
-                }
-            }
-            return (Outcome::Delivered { reply: Some(reply) }, None);
-        }
     };
     let record = if topic.starts_with(CHANNEL_PREFIX) {
         // The next hop of a flow: the reply carries the path so far.
@@ -306,7 +335,18 @@ async fn forward_reply(
     } else {
         kafka_binding::to_record(&reply)
     };
-    match store_reply(log, transport, spec, metrics, event, topic, record).await {
+    match store_reply(
+        log,
+        transport,
+        spec,
+        to.dead_letter.as_ref(),
+        metrics,
+        event,
+        topic,
+        record,
+    )
+    .await
+    {
         None => (Outcome::Delivered { reply: Some(reply) }, None),
         Some(why) => (Outcome::DeadLettered { status: None }, Some(why)),
     }
@@ -324,10 +364,12 @@ async fn forward_reply(
 /// uncommitted (holding back the commits after it) and its reply is tried again, round
 /// after round of the policy's attempts, until the log takes it or the dispatcher
 /// stops (the group's next reader then delivers the event again).
+#[allow(clippy::too_many_arguments)]
 async fn store_reply(
     log: &dyn EventLog,
     transport: &dyn Transport,
     spec: &DispatchSpec,
+    dead_letter: Option<&Destination>,
     metrics: &TriggerMetrics,
     event: &CloudEvent,
     topic: &str,
@@ -356,7 +398,7 @@ async fn store_reply(
             }
         }
         let why = format!("its reply could not be stored in {topic}: {failure}");
-        if let Some(dls) = spec.dead_letter.as_deref() {
+        if let Some(dls) = dead_letter {
             let dead = with_error_extensions(
                 event,
                 topic,
@@ -511,7 +553,8 @@ mod tests {
             value: Bytes::from_static(b"reply"),
             ..Record::default()
         };
-        store_reply(log, t, spec, m, &event, NEXT, record).await
+        let dead_letter = spec.dead_letter.as_deref().map(Destination::new);
+        store_reply(log, t, spec, dead_letter.as_ref(), m, &event, NEXT, record).await
     }
 
     #[tokio::test(start_paused = true)]
