@@ -5,26 +5,17 @@
 
 use std::borrow::Cow;
 
-/// Percent-encodes what the binding requires: space, `"`, `%`, and everything
-/// outside printable ASCII (U+0021..U+007E), byte by byte of the UTF-8 encoding,
+use percent_encoding::{percent_decode, utf8_percent_encode, AsciiSet, CONTROLS};
+
+/// What the binding requires encoded: space, `"`, `%`, and everything outside
+/// printable ASCII (U+0021..U+007E). `CONTROLS` is U+0000..U+001F and U+007F; bytes
+/// outside ASCII are always encoded.
+const HEADER_VALUE: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'%');
+
+/// Percent-encodes what the binding requires, byte by byte of the UTF-8 encoding,
 /// with upper-case hex. The result is always a valid header value.
 pub(crate) fn encode(value: &str) -> Cow<'_, str> {
-    let needs_encoding = |b: u8| !(0x21..=0x7E).contains(&b) || b == b'"' || b == b'%';
-    if !value.bytes().any(needs_encoding) {
-        return Cow::Borrowed(value);
-    }
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(value.len() * 3);
-    for b in value.bytes() {
-        if needs_encoding(b) {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0x0F)]));
-        } else {
-            out.push(char::from(b));
-        }
-    }
-    Cow::Owned(out)
+    utf8_percent_encode(value, HEADER_VALUE).into()
 }
 
 /// Decodes a received header value: first undo an RFC 7230 quoted-string (older
@@ -34,26 +25,22 @@ pub(crate) fn encode(value: &str) -> Cow<'_, str> {
 /// The error completes the sentence "attribute X ...".
 pub(crate) fn decode(raw: &[u8]) -> Result<String, &'static str> {
     let unquoted = unquote(trim(raw))?;
-    let mut bytes = Vec::with_capacity(unquoted.len());
-    let mut rest = unquoted.as_ref();
-    while let Some((&b, tail)) = rest.split_first() {
-        if b == b'%' {
-            let byte = match tail {
-                [hi, lo, ..] => hex(*hi).zip(hex(*lo)).map(|(hi, lo)| hi << 4 | lo),
-                _ => None,
-            };
-            let Some(byte) = byte else {
-                return Err("has a '%' that does not start a percent-encoding such as %20");
-            };
-            bytes.push(byte);
-            rest = &tail[2..];
-        } else {
-            bytes.push(b);
-            rest = tail;
-        }
+    // percent-encoding passes a '%' that starts no escape through as it is; the
+    // binding makes such a value malformed, so it is refused first.
+    let malformed = unquoted.iter().enumerate().any(|(i, &b)| {
+        b == b'%'
+            && !unquoted
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    if malformed {
+        return Err("has a '%' that does not start a percent-encoding such as %20");
     }
     // Rejects overlong forms such as %C0%A0, as the binding requires.
-    String::from_utf8(bytes).map_err(|_| "is not valid UTF-8 once percent-decoded")
+    percent_decode(&unquoted)
+        .decode_utf8()
+        .map(Cow::into_owned)
+        .map_err(|_| "is not valid UTF-8 once percent-decoded")
 }
 
 fn trim(raw: &[u8]) -> &[u8] {
@@ -84,12 +71,6 @@ fn unquote(raw: &[u8]) -> Result<Cow<'_, [u8]>, &'static str> {
         }
     }
     Err(MALFORMED)
-}
-
-fn hex(b: u8) -> Option<u8> {
-    char::from(b)
-        .to_digit(16)
-        .and_then(|d| u8::try_from(d).ok())
 }
 
 #[cfg(test)]

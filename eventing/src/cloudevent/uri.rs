@@ -1,36 +1,18 @@
-//! RFC 3986 syntax checks for the URI and URI-reference attribute types.
+//! RFC 3986 syntax checks for the URI and URI-reference attribute types, by
+//! `fluent-uri`'s parser.
 //!
 //! Syntax only: nothing is resolved or normalized, because attribute values are
 //! forwarded exactly as sent. The checks return the reason a value is not a URI so
 //! that the caller can put it in a message for the sender.
 
+use fluent_uri::{ParseError, ParseErrorKind, UriRef};
+
 /// Checks a URI-reference (RFC 3986 section 4.1): a URI or a relative reference.
 pub(crate) fn check_reference(value: &str) -> Result<(), String> {
-    let rest = match scheme_len(value) {
-        Some(len) => {
-            check_scheme(&value[..len])?;
-            &value[len + 1..]
-        }
-        None => value,
-    };
-    let (before_fragment, fragment) = match rest.split_once('#') {
-        Some((before, fragment)) => (before, Some(fragment)),
-        None => (rest, None),
-    };
-    if fragment.is_some_and(|f| f.contains('#')) {
-        return Err("'#' may appear only once, to start the fragment".to_owned());
+    if let Some(len) = scheme_len(value) {
+        check_scheme(&value[..len])?;
     }
-    // Brackets are only allowed around an IP literal in the authority.
-    let (authority, path_and_query) = match before_fragment.strip_prefix("//") {
-        Some(after) => {
-            let end = after.find(['/', '?']).unwrap_or(after.len());
-            after.split_at(end)
-        }
-        None => ("", before_fragment),
-    };
-    check_chars(authority, true)?;
-    check_chars(path_and_query, false)?;
-    check_chars(fragment.unwrap_or(""), false)
+    UriRef::parse(value).map(drop).map_err(|e| reason(value, e))
 }
 
 /// Checks an absolute URI (RFC 3986 section 4.3): a scheme, and no fragment.
@@ -54,6 +36,8 @@ fn scheme_len(value: &str) -> Option<usize> {
     (colon < first_delimiter).then_some(colon)
 }
 
+/// The parser reports a bad scheme at the first character of what it then takes
+/// for a relative path, so the scheme is checked first, for a message that names it.
 fn check_scheme(scheme: &str) -> Result<(), String> {
     let mut chars = scheme.chars();
     let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
@@ -67,28 +51,54 @@ fn check_scheme(scheme: &str) -> Result<(), String> {
     }
 }
 
-fn check_chars(part: &str, brackets_allowed: bool) -> Result<(), String> {
-    let bytes = part.as_bytes();
-    for (i, c) in part.char_indices() {
-        let allowed = c.is_ascii_alphanumeric()
-            // unreserved, gen-delims (except brackets) and sub-delims
-            || "-._~:/?#@!$&'()*+,;=".contains(c)
-            || (brackets_allowed && matches!(c, '[' | ']'));
-        if allowed {
-            continue;
+/// Why `value` is not a URI-reference, from where the parser stopped.
+fn reason(value: &str, e: ParseError) -> String {
+    let at = value.get(e.index()..).and_then(|rest| rest.chars().next());
+    match (e.kind(), at) {
+        (ParseErrorKind::InvalidPctEncodedOctet, _) => {
+            "'%' must start a percent-encoding such as %20".to_owned()
         }
-        if c == '%' {
-            let hex = |j: usize| bytes.get(j).is_some_and(u8::is_ascii_hexdigit);
-            if hex(i + 1) && hex(i + 2) {
-                continue;
-            }
-            return Err("'%' must start a percent-encoding such as %20".to_owned());
+        (ParseErrorKind::InvalidIpv6Addr, _) => {
+            "the IPv6 address in brackets is not valid".to_owned()
         }
-        return Err(format!(
-            "character {c:?} is not allowed and must be percent-encoded"
-        ));
+        (ParseErrorKind::UnexpectedChar, _) if in_open_brackets(&value[..e.index()]) => {
+            "the IP literal in brackets is not valid or not closed with ']'".to_owned()
+        }
+        (ParseErrorKind::UnexpectedChar, None) => "it ends too early".to_owned(),
+        (ParseErrorKind::UnexpectedChar, Some('#')) => {
+            "'#' may appear only once, to start the fragment".to_owned()
+        }
+        (ParseErrorKind::UnexpectedChar, Some(c)) => match authority(value, e.index()) {
+            Some(authority) if allowed(c) => format!(
+                "character {c:?} is out of place in the authority {authority:?} (a host, then ':' and a port of digits; an IPv6 address in brackets)"
+            ),
+            _ => format!("character {c:?} is not allowed and must be percent-encoded"),
+        },
     }
-    Ok(())
+}
+
+/// Whether `before` has a '[' that no ']' closes: only an IP literal opens one.
+fn in_open_brackets(before: &str) -> bool {
+    before
+        .rfind('[')
+        .is_some_and(|open| !before[open..].contains(']'))
+}
+
+/// The authority of `value` (after "scheme://" or "//"), when byte `index` lies in it.
+fn authority(value: &str, index: usize) -> Option<&str> {
+    let start = scheme_len(value).map_or(0, |len| len + 1) + 2;
+    if !value.get(start - 2..)?.starts_with("//") {
+        return None;
+    }
+    let end = value[start..]
+        .find(['/', '?', '#'])
+        .map_or(value.len(), |i| start + i);
+    (start..end).contains(&index).then(|| &value[start..end])
+}
+
+/// Characters a URI may hold somewhere: unreserved, gen-delims and sub-delims.
+fn allowed(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+,;=".contains(c)
 }
 
 #[cfg(test)]
@@ -104,6 +114,7 @@ mod tests {
             "urn:event:from:myapi/resource/123",
             "mailto:cncf-wg-serverless@lists.cncf.io",
             "https://[2001:db8::1]:8080/a?b=c#frag",
+            "http://user:pw@[::1]:80/",
             "relative/path?q=1",
             "a%20b",
             "//authority.only",
@@ -127,6 +138,15 @@ mod tests {
             ("/a#b#c", "'#' may appear only once"),
             ("/path[1]", "character '['"),
             ("/a{b}", "character '{'"),
+            // What a check of characters alone let through.
+            (
+                "http://host:port/",
+                "out of place in the authority \"host:port\"",
+            ),
+            ("http://a[b]/", "out of place in the authority"),
+            ("http://[::1/", "not closed"),
+            ("http://[::1", "not closed"),
+            ("http://[1:2:3]/", "IPv6 address"),
         ] {
             let err = check_reference(value).expect_err(value);
             assert!(err.contains(reason), "{value}: {err}");
