@@ -96,6 +96,11 @@ struct Running {
 pub struct Dispatchers {
     log: Arc<dyn EventLog>,
     transport: Arc<dyn Transport>,
+    /// A Mutex<HashMap> rather than a `DashMap`: it is locked when a trigger, flow or
+    /// source is reconciled or deleted, a deliveries view is read and the metrics are
+    /// scraped, never per event (each dispatcher's loop owns its own state), so nothing
+    /// contends for it; and `render_metrics` and `views` want one consistent view of
+    /// every dispatcher, which shards locked one at a time would not give.
     running: Mutex<HashMap<String, Running>>,
 }
 
