@@ -2,10 +2,9 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use paas_runtime::probe::ReadinessCheck;
-
 use super::*;
 use crate::fleet::probe::{self, Probed, EAGER_PROBE_INTERVAL, STARTUP_PROBE_INTERVAL};
+use crate::fleet::tests::desired;
 
 const RETENTION: Duration = Duration::from_secs(15 * 60);
 
@@ -18,31 +17,6 @@ fn key(name: &str) -> RevisionKey {
 
 fn uid(name: &str) -> String {
     format!("uid-{name}")
-}
-
-fn desired(name: &str, idle: IdlePolicy) -> Desired {
-    Desired {
-        key: key(name),
-        spec: ReplicaSpec {
-            namespace: "default".into(),
-            service: "svc".into(),
-            configuration: "svc".into(),
-            revision: name.into(),
-            revision_uid: uid(name),
-            image: None,
-            command: vec!["server".into()],
-            args: vec![],
-            env: vec![],
-            port: 8080,
-        },
-        check: ReadinessCheck::Tcp,
-        period: Duration::from_secs(10),
-        failure_threshold: 3,
-        timeout: Duration::from_secs(300),
-        container_concurrency: 0,
-        idle,
-        replicas: 0,
-    }
 }
 
 fn addr(port: u16) -> SocketAddr {
@@ -164,6 +138,21 @@ impl World {
         for r in self.listed.iter_mut().filter(|r| r.id == id) {
             r.state = state;
         }
+    }
+
+    /// A revision `name` whose one replica served, then was frozen at zero.
+    fn frozen(&mut self, name: &str) -> String {
+        self.revision(
+            name,
+            IdlePolicy::Freeze {
+                retention: RETENTION,
+            },
+        );
+        let ids = self.serving(name, 1);
+        self.scale(name, 0);
+        self.plan();
+        self.set_listed_state(&ids[0], ReplicaState::Frozen);
+        ids[0].clone()
     }
 }
 
@@ -460,21 +449,12 @@ fn the_last_replica_drains_and_stops_at_zero_when_idle_is_stop() {
 #[test]
 fn a_frozen_replica_is_thawed_on_scale_up_before_any_start() {
     let mut w = World::new();
-    w.revision(
-        "a",
-        IdlePolicy::Freeze {
-            retention: RETENTION,
-        },
-    );
-    let ids = w.serving("a", 1);
-    w.scale("a", 0);
-    w.plan();
-    w.set_listed_state(&ids[0], ReplicaState::Frozen);
+    let id = w.frozen("a");
     w.advance(Duration::from_secs(60));
     // The autoscaler's wake-up takes the fast path.
     w.scale("a", 2);
     let actions = grow(&mut w.state, w.now);
-    assert_eq!(actions[0], Action::Thaw { id: ids[0].clone() });
+    assert_eq!(actions[0], Action::Thaw { id });
     assert_eq!(starts(&actions), 1);
     let t = &w.tracked("a")[0];
     assert!(t.frozen_at.is_none() && !t.ready);
@@ -485,21 +465,12 @@ fn a_frozen_replica_is_thawed_on_scale_up_before_any_start() {
 #[test]
 fn a_frozen_replica_is_stopped_when_its_retention_expires() {
     let mut w = World::new();
-    w.revision(
-        "a",
-        IdlePolicy::Freeze {
-            retention: RETENTION,
-        },
-    );
-    let ids = w.serving("a", 1);
-    w.scale("a", 0);
-    w.plan();
-    w.set_listed_state(&ids[0], ReplicaState::Frozen);
+    let id = w.frozen("a");
     w.advance(RETENTION - Duration::from_secs(1));
     assert_eq!(w.plan(), []);
     w.advance(Duration::from_secs(1));
     let actions = w.plan();
-    assert_eq!(stopped(&actions), [(ids[0].as_str(), StopReason::Expired)]);
+    assert_eq!(stopped(&actions), [(id.as_str(), StopReason::Expired)]);
     assert!(w.tracked("a").is_empty());
 }
 

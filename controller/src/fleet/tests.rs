@@ -42,17 +42,21 @@ impl Runtime for NeverStarts {
     }
 }
 
-fn desired(key: &RevisionKey) -> Desired {
+/// What revision `name` (uid `uid-{name}`) runs: a TCP-probed server.
+pub(super) fn desired(name: &str, idle: IdlePolicy) -> Desired {
     Desired {
-        key: key.clone(),
+        key: RevisionKey {
+            namespace: "default".into(),
+            name: name.into(),
+        },
         spec: ReplicaSpec {
-            namespace: key.namespace.clone(),
-            service: "broken".into(),
-            configuration: "broken".into(),
-            revision: key.name.clone(),
-            revision_uid: "uid-1".into(),
+            namespace: "default".into(),
+            service: "svc".into(),
+            configuration: "svc".into(),
+            revision: name.into(),
+            revision_uid: format!("uid-{name}"),
             image: None,
-            command: vec!["/nonexistent/server".into()],
+            command: vec!["server".into()],
             args: vec![],
             env: vec![],
             port: 8080,
@@ -62,7 +66,7 @@ fn desired(key: &RevisionKey) -> Desired {
         failure_threshold: 3,
         timeout: Duration::from_secs(300),
         container_concurrency: 0,
-        idle: IdlePolicy::Stop,
+        idle,
         replicas: 0,
     }
 }
@@ -76,7 +80,9 @@ async fn a_revision_that_cannot_start_backs_off_as_crash_loop_back_off() {
         namespace: "default".into(),
         name: "broken-00001".into(),
     };
-    fleet.set_desired("uid-1", desired(&key));
+    let mut broken = desired(&key.name, IdlePolicy::Stop);
+    broken.spec.command = vec!["/nonexistent/server".into()];
+    fleet.set_desired("uid-1", broken);
     fleet.scale(&key, 1);
     fleet.adoption_done();
     let run = tokio::spawn(fleet.clone().run());
@@ -214,16 +220,9 @@ impl FakeRuntime {
 }
 
 fn serving(name: &str, idle: IdlePolicy) -> (RevisionKey, Desired) {
-    let key = RevisionKey {
-        namespace: "default".into(),
-        name: name.into(),
-    };
-    let mut d = desired(&key);
-    d.spec.revision_uid = format!("uid-{name}");
-    d.spec.command = vec!["server".into()];
+    let mut d = desired(name, idle);
     d.period = Duration::from_secs(1);
-    d.idle = idle;
-    (key, d)
+    (d.key.clone(), d)
 }
 
 /// Wait (on the paused clock) until `done` holds, for at most a minute.
