@@ -13,14 +13,7 @@ pub const EVENTING_API_VERSION: &str = "eventing.knative.dev/v1";
 /// Trigger annotation choosing ordered or unordered delivery, as Knative's Kafka broker.
 pub const DELIVERY_ORDER: &str = "kafka.eventing.knative.dev/delivery.order";
 
-resource!(
-    Broker,
-    BrokerSpec,
-    BrokerStatus,
-    EVENTING_API_VERSION,
-    "Broker",
-    "brokers"
-);
+resource!(Broker, BrokerSpec, BrokerStatus);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -44,14 +37,7 @@ pub struct BrokerStatus {
     pub address: Option<Addressable>,
 }
 
-resource!(
-    Trigger,
-    TriggerSpec,
-    TriggerStatus,
-    EVENTING_API_VERSION,
-    "Trigger",
-    "triggers"
-);
+resource!(Trigger, TriggerSpec, TriggerStatus);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -12,14 +12,7 @@ use crate::serving::{Addressable, Unsupported};
 
 pub const FLOWS_API_VERSION: &str = "flows.knative.dev/v1";
 
-resource!(
-    Sequence,
-    SequenceSpec,
-    SequenceStatus,
-    FLOWS_API_VERSION,
-    "Sequence",
-    "sequences"
-);
+resource!(Sequence, SequenceSpec, SequenceStatus);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -76,14 +69,7 @@ pub struct SequenceStatus {
     pub reply_uri: Option<String>,
 }
 
-resource!(
-    Parallel,
-    ParallelSpec,
-    ParallelStatus,
-    FLOWS_API_VERSION,
-    "Parallel",
-    "parallels"
-);
+resource!(Parallel, ParallelSpec, ParallelStatus);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

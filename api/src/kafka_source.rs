@@ -12,14 +12,7 @@ pub const KAFKA_SOURCE_API_VERSION: &str = "sources.knative.dev/v1beta1";
 /// How a record's key becomes the `key` extension, as Knative's annotation says.
 pub const KEY_TYPE: &str = "kafkasources.sources.knative.dev/key-type";
 
-resource!(
-    KafkaSource,
-    KafkaSourceSpec,
-    KafkaSourceStatus,
-    KAFKA_SOURCE_API_VERSION,
-    "KafkaSource",
-    "kafkasources"
-);
+resource!(KafkaSource, KafkaSourceSpec, KafkaSourceStatus);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

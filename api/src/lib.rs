@@ -2,29 +2,27 @@
 //! defaults and validation, and manifest parsing. No I/O lives here, so every rule is
 //! tested from values alone.
 
-/// `impl Object` for a resource type whose metadata is in `self.metadata`.
-macro_rules! object {
-    ($ty:ident, $api_version:expr, $kind:literal, $plural:literal) => {
-        impl $crate::object::Object for $ty {
-            const API_VERSION: &'static str = $api_version;
-            const KIND: &'static str = $kind;
-            const PLURAL: &'static str = $plural;
-            fn meta(&self) -> &$crate::meta::ObjectMeta {
-                &self.metadata
-            }
-            fn meta_mut(&mut self) -> &mut $crate::meta::ObjectMeta {
-                &mut self.metadata
-            }
-        }
-    };
-}
-
-/// A resource in Kubernetes' shape: `apiVersion`, `kind`, `metadata`, `spec`, and a
-/// `status` written by paas and left out while empty; with its `Object` impl.
+/// A resource in Kubernetes' shape: `apiVersion`, `kind`, `metadata`, `spec` and
+/// `status`. Its `Object` impl comes from its row in [`kinds`].
+///
+/// A kind clients write refuses unknown fields (each an error naming its path) and
+/// leaves `status` out while it is empty. A kind paas derives (`derived`) keeps the
+/// JSON shape paas has always stored and served for it: unknown fields are skipped,
+/// and `status` is always written (`{}` while empty).
 macro_rules! resource {
-    ($ty:ident, $spec:ident, $status:ident, $api_version:expr, $kind:literal, $plural:literal) => {
+    ($ty:ident, $spec:ident, $status:ident) => {
+        resource!(@shape $ty, $spec, $status,
+            [#[serde(deny_unknown_fields)]],
+            [#[serde(skip_serializing_if = "crate::is_default")]]);
+    };
+    ($ty:ident, $spec:ident, $status:ident, derived) => {
+        resource!(@shape $ty, $spec, $status, [], []);
+    };
+    (@shape $ty:ident, $spec:ident, $status:ident,
+        [$(#[$outer:meta])*], [$(#[$status_attr:meta])*]) => {
         #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
-        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        #[serde(rename_all = "camelCase")]
+        $(#[$outer])*
         pub struct $ty {
             #[serde(default)]
             pub api_version: String,
@@ -34,10 +32,10 @@ macro_rules! resource {
             pub metadata: $crate::meta::ObjectMeta,
             #[serde(default)]
             pub spec: $spec,
-            #[serde(default, skip_serializing_if = "crate::is_default")]
+            #[serde(default)]
+            $(#[$status_attr])*
             pub status: $status,
         }
-        object!($ty, $api_version, $kind, $plural);
 
         impl $status {
             pub fn is_empty(&self) -> bool {
@@ -61,6 +59,7 @@ pub mod eventing_validation;
 pub mod flows;
 pub mod iso8601;
 pub mod kafka_source;
+pub mod kinds;
 pub mod manifest;
 pub mod meta;
 pub mod names;
@@ -70,9 +69,10 @@ pub mod sources;
 pub mod validation;
 
 pub use condition::{Condition, ConditionStatus, Conditions};
+pub use kinds::{KindInfo, Resource, KINDS};
 pub use manifest::{parse_manifests, Manifest, ManifestError};
 pub use meta::ObjectMeta;
-pub use object::{Object, Resource, RevisionKey, TypeMeta};
+pub use object::{Object, RevisionKey, TypeMeta};
 pub use serving::{
     Configuration, Container, Revision, RevisionSpec, RevisionTemplate, Route, Service,
     TrafficTarget,

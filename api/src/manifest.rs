@@ -3,17 +3,9 @@
 
 use std::fmt;
 
-use crate::eventing::{Broker, Trigger, EVENTING_API_VERSION};
-use crate::eventing_validation::{
-    validate_broker, validate_kafka_source, validate_parallel, validate_ping_source,
-    validate_sequence, validate_trigger,
-};
-use crate::flows::{Parallel, Sequence, FLOWS_API_VERSION};
-use crate::kafka_source::{KafkaSource, KAFKA_SOURCE_API_VERSION};
-use crate::object::{Resource, TypeMeta};
-use crate::serving::{Service, SERVING_API_VERSION};
-use crate::sources::{PingSource, SOURCES_API_VERSION};
-use crate::validation::{validate_service, Report};
+use crate::kinds::{self, english_list, KindVisitor, Resource, KINDS};
+use crate::object::{Object, TypeMeta};
+use crate::serving::SERVING_API_VERSION;
 
 /// One resource read from a manifest, with what the reader noticed about it.
 #[derive(Debug, Clone)]
@@ -124,64 +116,58 @@ fn parse_document(file: &str, doc: &Document) -> Result<Option<Manifest>, Vec<St
             "{origin}: apiVersion and kind are required (e.g. apiVersion: {SERVING_API_VERSION}, kind: Service)"
         )]);
     }
-    match (type_meta.api_version.as_str(), type_meta.kind.as_str()) {
-        (SERVING_API_VERSION, "Service") => parse_typed(file, doc, origin, |mut svc: Service| {
-            // Status is written by paas; what a manifest says of it is ignored, as in Kubernetes.
-            svc.status = Default::default();
-            let report = validate_service(&svc);
-            (Resource::Service(svc), report)
-        }),
-        (EVENTING_API_VERSION, "Broker") => parse_typed(file, doc, origin, |mut b: Broker| {
-            b.status = Default::default();
-            let report = validate_broker(&b);
-            (Resource::Broker(b), report)
-        }),
-        (EVENTING_API_VERSION, "Trigger") => parse_typed(file, doc, origin, |mut t: Trigger| {
-            t.status = Default::default();
-            let report = validate_trigger(&t);
-            (Resource::Trigger(t), report)
-        }),
-        (FLOWS_API_VERSION, "Sequence") => parse_typed(file, doc, origin, |mut q: Sequence| {
-            q.status = Default::default();
-            let report = validate_sequence(&q);
-            (Resource::Sequence(q), report)
-        }),
-        (FLOWS_API_VERSION, "Parallel") => parse_typed(file, doc, origin, |mut q: Parallel| {
-            q.status = Default::default();
-            let report = validate_parallel(&q);
-            (Resource::Parallel(q), report)
-        }),
-        (SOURCES_API_VERSION, "PingSource") => {
-            parse_typed(file, doc, origin, |mut q: PingSource| {
-                q.status = Default::default();
-                let report = validate_ping_source(&q);
-                (Resource::PingSource(q), report)
-            })
-        }
-        (KAFKA_SOURCE_API_VERSION, "KafkaSource") => {
-            parse_typed(file, doc, origin, |mut k: KafkaSource| {
-                k.status = Default::default();
-                let report = validate_kafka_source(&k);
-                (Resource::KafkaSource(k), report)
-            })
-        }
-        (api, kind) => Err(vec![format!(
-            "{origin}: kind: {kind} ({api}) cannot be applied: paas applies {SERVING_API_VERSION} Service, {EVENTING_API_VERSION} Broker and Trigger, {FLOWS_API_VERSION} Sequence and Parallel, {SOURCES_API_VERSION} PingSource and {KAFKA_SOURCE_API_VERSION} KafkaSource"
+    match kinds::by_kind(&type_meta.api_version, &type_meta.kind) {
+        Some(info) if info.writable() => info.visit(ParseAs { file, doc, origin }),
+        _ => Err(vec![format!(
+            "{origin}: kind: {} ({}) cannot be applied: paas applies {}",
+            type_meta.kind,
+            type_meta.api_version,
+            applicable_kinds()
         )]),
     }
 }
 
+/// What `paas apply` takes, by apiVersion: `serving.knative.dev/v1 Service, ...`.
+fn applicable_kinds() -> String {
+    let groups: Vec<String> = kinds::api_versions()
+        .into_iter()
+        .filter_map(|api_version| {
+            let names: Vec<&str> = KINDS
+                .iter()
+                .filter(|k| k.api_version == api_version && k.writable())
+                .map(|k| k.kind)
+                .collect();
+            (!names.is_empty()).then(|| format!("{api_version} {}", english_list(&names, "and")))
+        })
+        .collect();
+    english_list(&groups, "and")
+}
+
+/// Parse a document as the kind its apiVersion and kind name.
+struct ParseAs<'a> {
+    file: &'a str,
+    doc: &'a Document,
+    origin: String,
+}
+
+impl KindVisitor for ParseAs<'_> {
+    type Output = Result<Option<Manifest>, Vec<String>>;
+
+    fn visit<T: Object>(self) -> Self::Output {
+        parse_typed::<T>(self.file, self.doc, self.origin)
+    }
+}
+
 /// Deserialize a document as `T` (unknown fields are errors naming their path and
-/// line), then validate it with `check`.
-fn parse_typed<T: serde::de::DeserializeOwned>(
+/// line), then validate it.
+fn parse_typed<T: Object>(
     file: &str,
     doc: &Document,
     origin: String,
-    check: impl FnOnce(T) -> (Resource, Report),
 ) -> Result<Option<Manifest>, Vec<String>> {
     let at = |line: usize| format!("{file}:{}", doc.first_line + line - 1);
     let de = serde_yaml::Deserializer::from_str(&doc.text);
-    let value: T = match serde_path_to_error::deserialize(de) {
+    let mut value: T = match serde_path_to_error::deserialize(de) {
         Ok(v) => v,
         Err(e) => {
             let line = e.inner().location().map_or(1, |l| l.line());
@@ -200,7 +186,8 @@ fn parse_typed<T: serde::de::DeserializeOwned>(
             )]);
         }
     };
-    let (resource, report) = check(value);
+    value.prepare_write();
+    let report = value.validate();
     let locate_line = |path: &str| locate(&doc.text, path).unwrap_or(1);
     if !report.errors.is_empty() {
         return Err(report
@@ -215,7 +202,7 @@ fn parse_typed<T: serde::de::DeserializeOwned>(
         .map(|w| format!("{}: {w}", at(locate_line(&w.path))))
         .collect();
     Ok(Some(Manifest {
-        resource,
+        resource: value.into_resource(),
         origin,
         warnings,
         file: file.to_owned(),
@@ -599,6 +586,28 @@ spec:
         let err = parse_manifests("k.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n")
             .unwrap_err();
         assert!(err.problems[0].contains("kind: Pod"));
+        // What paas derives from a Service is not applied either; the message lists
+        // what is, from the table of kinds.
+        let err = parse_manifests(
+            "c.yaml",
+            "apiVersion: serving.knative.dev/v1\nkind: Configuration\nmetadata: {name: x}\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.problems,
+            ["c.yaml:1: kind: Configuration (serving.knative.dev/v1) cannot be applied: paas applies serving.knative.dev/v1 Service, eventing.knative.dev/v1 Broker and Trigger, flows.knative.dev/v1 Sequence and Parallel, sources.knative.dev/v1 PingSource and sources.knative.dev/v1beta1 KafkaSource"]
+        );
+    }
+
+    #[test]
+    fn a_status_in_a_manifest_is_ignored() {
+        let text = format!("{HELLO}status:\n  url: http://elsewhere\n");
+        let m = parse_manifests("s.yaml", &text).unwrap();
+        let Resource::Service(svc) = &m[0].resource else {
+            panic!("not a service")
+        };
+        assert!(svc.status.is_empty());
+        assert_eq!(svc.kind, "Service");
     }
 
     #[test]

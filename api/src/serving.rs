@@ -19,21 +19,7 @@ pub type Unsupported = Option<serde_json::Value>;
 // ---------------------------------------------------------------------------------------
 // Service
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Service {
-    #[serde(default)]
-    pub api_version: String,
-    #[serde(default)]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    #[serde(default)]
-    pub spec: ServiceSpec,
-    #[serde(default, skip_serializing_if = "ServiceStatus::is_empty")]
-    pub status: ServiceStatus,
-}
-object!(Service, SERVING_API_VERSION, "Service", "services");
+resource!(Service, ServiceSpec, ServiceStatus);
 
 impl Service {
     pub fn new(namespace: &str, name: &str, spec: ServiceSpec) -> Self {
@@ -73,12 +59,6 @@ pub struct ServiceStatus {
     pub latest_ready_revision_name: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub traffic: Vec<TrafficTarget>,
-}
-
-impl ServiceStatus {
-    pub fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -341,25 +321,11 @@ pub struct TrafficTarget {
 // ---------------------------------------------------------------------------------------
 // Configuration
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct Configuration {
-    #[serde(default)]
-    pub api_version: String,
-    #[serde(default)]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    #[serde(default)]
-    pub spec: ConfigurationSpec,
-    #[serde(default)]
-    pub status: ConfigurationStatus,
-}
-object!(
+resource!(
     Configuration,
-    SERVING_API_VERSION,
-    "Configuration",
-    "configurations"
+    ConfigurationSpec,
+    ConfigurationStatus,
+    derived
 );
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -385,21 +351,7 @@ pub struct ConfigurationStatus {
 // ---------------------------------------------------------------------------------------
 // Revision
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct Revision {
-    #[serde(default)]
-    pub api_version: String,
-    #[serde(default)]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    #[serde(default)]
-    pub spec: RevisionSpec,
-    #[serde(default)]
-    pub status: RevisionStatus,
-}
-object!(Revision, SERVING_API_VERSION, "Revision", "revisions");
+resource!(Revision, RevisionSpec, RevisionStatus, derived);
 
 impl Revision {
     pub fn service_name(&self) -> Option<&str> {
@@ -445,21 +397,7 @@ pub struct RevisionStatus {
 // ---------------------------------------------------------------------------------------
 // Route
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct Route {
-    #[serde(default)]
-    pub api_version: String,
-    #[serde(default)]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    #[serde(default)]
-    pub spec: RouteSpec,
-    #[serde(default)]
-    pub status: RouteStatus,
-}
-object!(Route, SERVING_API_VERSION, "Route", "routes");
+resource!(Route, RouteSpec, RouteStatus, derived);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]

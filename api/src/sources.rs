@@ -14,14 +14,7 @@ pub const SOURCES_API_VERSION: &str = "sources.knative.dev/v1";
 /// The type of the events a PingSource sends, as Knative names it.
 pub const PING_EVENT_TYPE: &str = "dev.knative.sources.ping";
 
-resource!(
-    PingSource,
-    PingSourceSpec,
-    PingSourceStatus,
-    SOURCES_API_VERSION,
-    "PingSource",
-    "pingsources"
-);
+resource!(PingSource, PingSourceSpec, PingSourceStatus);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

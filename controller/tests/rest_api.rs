@@ -420,3 +420,188 @@ async fn a_client_that_never_finishes_its_head_is_disconnected() {
     let (status, _) = call(&api, "GET", "/healthz", "", None).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// `paas apply`'s first pass: every document is sent with `?dryRun=All`, and only when
+/// the server would take them all is any written.
+#[tokio::test]
+async fn a_dry_run_checks_everything_and_stores_nothing() {
+    let api = start().await;
+    let broker = json!({"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "metadata": {"name": "default"}});
+    // The third names a revision that does not exist: only the server can tell.
+    let mut third = service("third");
+    third["spec"]["traffic"] = json!([{"revisionName": "third-00009", "percent": 100}]);
+    let documents = [
+        (BROKERS, broker),
+        (SERVICES, service("hello")),
+        (SERVICES, third),
+    ];
+    let mut refused = Vec::new();
+    for (path, body) in &documents {
+        let (status, answer) =
+            authorized(&api, "POST", &format!("{path}?dryRun=All"), Some(body)).await;
+        if status != StatusCode::CREATED {
+            refused.push((status, answer));
+        } else {
+            assert_eq!(answer["metadata"]["name"], body["metadata"]["name"]);
+        }
+    }
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].0, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(fields(&refused[0].1), ["spec.traffic[0].revisionName"]);
+    // None of the three is stored.
+    for (path, _) in &documents {
+        let (status, body) = authorized(&api, "GET", path, None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["items"], json!([]), "{path}");
+    }
+
+    // A dry run meets the refusals of a real write: an object that exists already, a
+    // stale resourceVersion, a replace of nothing; and changes nothing it passes.
+    let (status, created) = authorized(&api, "POST", SERVICES, Some(&service("hello"))).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, body) = authorized(
+        &api,
+        "POST",
+        &format!("{SERVICES}?dryRun=All"),
+        Some(&service("hello")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["reason"], "AlreadyExists");
+    let mut stale = service("hello");
+    stale["metadata"]["resourceVersion"] = "0".into();
+    let (status, body) = authorized(
+        &api,
+        "PUT",
+        &format!("{SERVICES}/hello?dryRun=All"),
+        Some(&stale),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["reason"], "Conflict");
+    let (status, _) = authorized(
+        &api,
+        "PUT",
+        &format!("{SERVICES}/nobody?dryRun=All"),
+        Some(&service("nobody")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let mut changed = service("hello");
+    changed["spec"]["template"]["spec"]["containers"][0]["command"] = json!(["/bin/false"]);
+    let (status, body) = authorized(
+        &api,
+        "PUT",
+        &format!("{SERVICES}/hello?dryRun=All"),
+        Some(&changed),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["spec"]["template"]["spec"]["containers"][0]["command"],
+        json!(["/bin/false"])
+    );
+    let (status, body) = authorized(
+        &api,
+        "DELETE",
+        &format!("{SERVICES}/hello?dryRun=All"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, stored) = authorized(&api, "GET", &format!("{SERVICES}/hello"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(stored, created, "the dry runs changed nothing");
+
+    let (status, body) = authorized(
+        &api,
+        "POST",
+        &format!("{SERVICES}?dryRun=true"),
+        Some(&service("x")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+/// Each kind's paths come from the table of kinds: every one lists, a derived one is
+/// read-only, an unknown plural is 404 naming what the group has.
+#[tokio::test]
+async fn every_kind_of_the_table_is_served_at_its_plural() {
+    let api = start().await;
+    for kind in paas_api::KINDS {
+        let path = format!(
+            "/apis/{}/namespaces/default/{}",
+            kind.api_version, kind.plural
+        );
+        let (status, body) = authorized(&api, "GET", &path, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert_eq!(body["kind"], "List");
+        let (status, _) = authorized(&api, "GET", &format!("{path}/nope"), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}/nope");
+        if !kind.writable() {
+            for method in ["POST", "PUT", "DELETE"] {
+                let target = if method == "POST" {
+                    path.clone()
+                } else {
+                    format!("{path}/x")
+                };
+                let (status, _) = authorized(&api, method, &target, Some(&json!({}))).await;
+                assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {target}");
+            }
+        }
+    }
+    let (status, body) = authorized(
+        &api,
+        "GET",
+        "/apis/flows.knative.dev/v1/namespaces/default/brokers",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        body["message"],
+        "no brokers in flows.knative.dev/v1: it has sequences and parallels"
+    );
+    let (status, _) = authorized(&api, "GET", &format!("{SERVICES}/x/deliveries"), None).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+/// Deleting a service takes what it owns (by the service label) and nothing else.
+#[tokio::test]
+async fn deleting_a_service_deletes_its_route_configuration_and_revisions() {
+    let api = start().await;
+    let (status, _) = authorized(&api, "POST", SERVICES, Some(&service("hello"))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let store = SqliteStore::open(&api.dir.join("paas.db")).unwrap();
+    let labelled = |kind: &'static str, name: &str, service: &str| {
+        let key = ObjectKey {
+            kind,
+            namespace: "default".into(),
+            name: name.into(),
+        };
+        let body = json!({"metadata": {"name": name, "namespace": "default",
+            "labels": {"serving.knative.dev/service": service}}});
+        (key, body)
+    };
+    for (kind, name, service) in [
+        ("Route", "hello", "hello"),
+        ("Configuration", "hello", "hello"),
+        ("Revision", "hello-00001", "hello"),
+        ("Revision", "other-00001", "other"),
+    ] {
+        let (key, body) = labelled(kind, name, service);
+        store.create_raw(&key, body).await.unwrap();
+    }
+    let (status, body) = authorized(&api, "DELETE", &format!("{SERVICES}/hello"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut left = Vec::new();
+    for kind in ["Route", "Configuration", "Revision"] {
+        for o in store.list_raw(kind, Some("default")).await.unwrap() {
+            left.push(format!(
+                "{kind} {}",
+                o["metadata"]["name"].as_str().unwrap()
+            ));
+        }
+    }
+    assert_eq!(left, ["Revision other-00001"]);
+}

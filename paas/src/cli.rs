@@ -300,7 +300,7 @@ pub(crate) struct GetArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct DescribeArgs {
-    /// service (ksvc), revision (rev), route (rt), configuration (config), broker or trigger.
+    /// services (ksvc), revisions (rev), routes (rt), configurations (config), brokers, triggers, sequences, parallels, pingsources or kafkasources.
     pub(crate) kind: String,
     pub(crate) name: String,
     #[arg(short, long, default_value = paas_api::DEFAULT_NAMESPACE)]

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::{header, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use paas_api::serving::SERVING_API_VERSION;
+use paas_api::KindInfo;
 use tokio::net::TcpStream;
 
 use crate::cli::Global;
@@ -52,19 +52,12 @@ impl ApiClient {
     }
 
     /// The REST path of a resource type (or one resource), in its API group.
-    pub(crate) fn path(namespace: Option<&str>, plural: &str, name: Option<&str>) -> String {
-        let group = match plural {
-            "brokers" | "triggers" => paas_api::eventing::EVENTING_API_VERSION,
-            "sequences" | "parallels" => paas_api::flows::FLOWS_API_VERSION,
-            "pingsources" => paas_api::sources::SOURCES_API_VERSION,
-            "kafkasources" => paas_api::kafka_source::KAFKA_SOURCE_API_VERSION,
-            _ => SERVING_API_VERSION,
-        };
-        let mut p = format!("/apis/{group}");
+    pub(crate) fn path(namespace: Option<&str>, kind: &KindInfo, name: Option<&str>) -> String {
+        let mut p = format!("/apis/{}", kind.api_version);
         if let Some(ns) = namespace {
             p.push_str(&format!("/namespaces/{ns}"));
         }
-        p.push_str(&format!("/{plural}"));
+        p.push_str(&format!("/{}", kind.plural));
         if let Some(n) = name {
             p.push_str(&format!("/{n}"));
         }

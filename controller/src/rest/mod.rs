@@ -1,46 +1,38 @@
-//! The REST API on 127.0.0.1:7070: Knative-shaped resource paths, every call but
-//! `/healthz` authenticated with the bearer token.
+//! The REST API on 127.0.0.1:7070: Knative-shaped resource paths for every kind of the
+//! table of kinds (see `objects`), every call but `/healthz` authenticated with the
+//! bearer token.
 //!
 //! ```text
-//! GET    /apis/serving.knative.dev/v1/{plural}                       all namespaces
-//! GET    /apis/serving.knative.dev/v1/namespaces/{ns}/{plural}
-//! GET    /apis/serving.knative.dev/v1/namespaces/{ns}/{plural}/{name}
-//! POST   /apis/serving.knative.dev/v1/namespaces/{ns}/services       create
-//! PUT    /apis/serving.knative.dev/v1/namespaces/{ns}/services/{name} replace spec
-//! DELETE /apis/serving.knative.dev/v1/namespaces/{ns}/services/{name}
-//! GET    /apis/serving.knative.dev/v1/namespaces/{ns}/{services|revisions}/{name}/logs?tail=N
-//! GET    /apis/serving.knative.dev/v1/namespaces/{ns}/revisions/{name}/autoscaler
+//! GET    /healthz                                                     the store's health
 //! GET    /metrics                                                     Prometheus
+//! *      /apis/{apiVersion}/...                                       objects.rs
 //! ```
 
+mod admission;
 mod deliveries;
 mod error;
-mod eventing;
 mod logs;
+mod objects;
 pub mod token;
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{header, Method, Request, Response, StatusCode};
+use http::{header, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use paas_api::serving::SERVING_API_VERSION;
-use paas_api::validation::validate_service;
-use paas_api::{keys, Configuration, Object, Revision, Route, Service, TypeMeta};
+use paas_api::{Object, TypeMeta};
 use paas_gateway::Gateway;
-use paas_runtime::ReplicaSpec;
 use serde_json::json;
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
 
 use crate::reconcile::Context;
-use crate::store::StoreExt;
 
 /// Requests larger than this are refused: manifests are small.
 pub(crate) const MAX_BODY: usize = 4 << 20;
@@ -170,61 +162,17 @@ async fn route(
         state.ctx.dispatchers.render_metrics(&mut out);
         return Ok(text(StatusCode::OK, out));
     }
-    let query = req.uri().query().unwrap_or("").to_owned();
-    for group in [
-        paas_api::eventing::EVENTING_API_VERSION,
-        paas_api::flows::FLOWS_API_VERSION,
-        paas_api::sources::SOURCES_API_VERSION,
-        paas_api::kafka_source::KAFKA_SOURCE_API_VERSION,
-    ] {
-        if let Some(rest) = path.strip_prefix(&format!("/apis/{group}/")) {
-            let parts: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-            return eventing::route(state, req, group, &parts).await;
-        }
-    }
-    let prefix = format!("/apis/{SERVING_API_VERSION}/");
-    let Some(rest) = path.strip_prefix(&prefix) else {
+    let Some((api_version, rest)) = paas_api::kinds::api_versions()
+        .into_iter()
+        .find_map(|v| Some((v, path.strip_prefix(&format!("/apis/{v}/"))?)))
+    else {
         return Err(ApiError::NotFound(format!("no API at {path}")));
     };
     let parts: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-    let method = req.method().clone();
-    match parts.as_slice() {
-        [plural] if method == Method::GET => list(state, plural, None).await,
-        ["namespaces", ns, plural] if method == Method::GET => list(state, plural, Some(ns)).await,
-        ["namespaces", ns, "services"] if method == Method::POST => {
-            let svc = read_service(req, ns, None).await?;
-            create_service(state, svc).await
-        }
-        ["namespaces", ns, plural, name] if method == Method::GET => {
-            get(state, plural, ns, name).await
-        }
-        ["namespaces", ns, "services", name] if method == Method::PUT => {
-            let svc = read_service(req, ns, Some(name)).await?;
-            replace_service(state, svc).await
-        }
-        ["namespaces", ns, "services", name] if method == Method::DELETE => {
-            delete_service(state, ns, name).await
-        }
-        ["namespaces", ns, "revisions", name, "autoscaler"] if method == Method::GET => {
-            autoscaler_view(state, ns, name)
-        }
-        ["namespaces", ns, kind @ ("services" | "revisions"), name, "logs"]
-            if method == Method::GET =>
-        {
-            let tail = query
-                .split('&')
-                .find_map(|kv| kv.strip_prefix("tail="))
-                .and_then(|t| t.parse().ok())
-                .unwrap_or(100);
-            logs::logs(state, kind, ns, name, tail).await
-        }
-        _ => Err(ApiError::MethodNotAllowed {
-            method: method.to_string(),
-            path,
-        }),
-    }
+    objects::route(state, req, api_version, &parts).await
 }
 
+/// `GET .../revisions/{name}/autoscaler`: what the autoscaler sees and decides.
 fn autoscaler_view(
     state: &ApiState,
     ns: &str,
@@ -291,87 +239,6 @@ pub(crate) fn to_json<T: Object>(o: &T) -> serde_json::Value {
     v["apiVersion"] = T::API_VERSION.into();
     v["kind"] = T::KIND.into();
     v
-}
-
-async fn list(
-    state: &ApiState,
-    plural: &str,
-    ns: Option<&str>,
-) -> Result<Response<Full<Bytes>>, ApiError> {
-    let store = &state.ctx.store;
-    let items: Vec<serde_json::Value> = match plural {
-        "services" => store
-            .list::<Service>(ns)
-            .await?
-            .iter()
-            .map(to_json)
-            .collect(),
-        "configurations" => store
-            .list::<Configuration>(ns)
-            .await?
-            .iter()
-            .map(to_json)
-            .collect(),
-        "revisions" => store
-            .list::<Revision>(ns)
-            .await?
-            .iter()
-            .map(to_json)
-            .collect(),
-        "routes" => store.list::<Route>(ns).await?.iter().map(to_json).collect(),
-        other => {
-            return Err(ApiError::NotFound(format!(
-                "no resource type {other:?}: use services, configurations, revisions or routes"
-            )))
-        }
-    };
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"apiVersion": "v1", "kind": "List", "items": items}),
-        &[],
-    ))
-}
-
-async fn get(
-    state: &ApiState,
-    plural: &str,
-    ns: &str,
-    name: &str,
-) -> Result<Response<Full<Bytes>>, ApiError> {
-    let store = &state.ctx.store;
-    let found = match plural {
-        "services" => store.get::<Service>(ns, name).await?.map(|o| to_json(&o)),
-        "configurations" => store
-            .get::<Configuration>(ns, name)
-            .await?
-            .map(|o| to_json(&o)),
-        "revisions" => store.get::<Revision>(ns, name).await?.map(|o| to_json(&o)),
-        "routes" => store.get::<Route>(ns, name).await?.map(|o| to_json(&o)),
-        other => {
-            return Err(ApiError::NotFound(format!(
-                "no resource type {other:?}: use services, configurations, revisions or routes"
-            )))
-        }
-    };
-    match found {
-        Some(v) => Ok(json_response(StatusCode::OK, &v, &[])),
-        None => Err(ApiError::NotFound(format!(
-            "{plural} {ns}/{name} not found"
-        ))),
-    }
-}
-
-/// Parse and check a Service body: unknown fields and rule breaks name their path.
-async fn read_service(
-    req: Request<Incoming>,
-    ns: &str,
-    name: Option<&str>,
-) -> Result<Service, ApiError> {
-    let mut svc: Service = read_object(req, ns, name).await?;
-    svc.api_version = SERVING_API_VERSION.into();
-    svc.kind = "Service".into();
-    svc.status = Default::default();
-    Ok(svc)
 }
 
 /// A request's body, refused with 413 once it is over `limit`: at once when its
@@ -459,144 +326,10 @@ pub(crate) async fn read_object<T: Object>(
     Ok(o)
 }
 
-/// Rules that need the running platform: the runtime must be able to run the container.
-async fn check(state: &ApiState, svc: &Service) -> Result<Vec<String>, ApiError> {
-    let report = validate_service(svc);
-    let mut causes: Vec<(String, String)> = report
-        .errors
-        .iter()
-        .map(|e| (e.path.clone(), e.message.clone()))
-        .collect();
-    if let Err(errors) = paas_autoscaler::ScalingSpec::resolve(
-        &state.ctx.autoscaler.config,
-        &svc.spec.template.metadata.annotations,
-        svc.spec.template.spec.container_concurrency.unwrap_or(0),
-    ) {
-        for e in errors {
-            causes.push((
-                format!("spec.template.metadata.annotations.{}", e.key),
-                e.problem,
-            ));
-        }
-    }
-    if let Err(problem) =
-        crate::fleet::IdlePolicy::from_annotations(&svc.spec.template.metadata.annotations)
-    {
-        causes.push(("spec.template.metadata.annotations".into(), problem));
-    }
-    // Named revisions must exist, and be this service's: a typo is an error now
-    // rather than a route that never becomes ready.
-    for (i, t) in svc.spec.traffic.iter().enumerate() {
-        let Some(revision) = t.revision_name.as_deref() else {
-            continue;
-        };
-        let found = state
-            .ctx
-            .store
-            .get::<Revision>(svc.namespace(), revision)
-            .await?;
-        if found.is_none_or(|r| r.configuration_name() != Some(svc.name())) {
-            causes.push((
-                format!("spec.traffic[{i}].revisionName"),
-                format!(
-                    "{revision} is not a revision of {}: `paas get revisions` lists them",
-                    svc.name()
-                ),
-            ));
-        }
-    }
-    if causes.is_empty() {
-        let probe = Revision {
-            metadata: paas_api::ObjectMeta::named(svc.namespace(), svc.name()),
-            spec: svc.spec.template.spec.clone(),
-            ..Revision::default()
-        };
-        if let Some(spec) = ReplicaSpec::from_revision(&probe) {
-            if let Err(e) = state.ctx.fleet.runtime().check(&spec) {
-                causes.push(("spec.template.spec.containers[0]".into(), e.to_string()));
-            }
-        }
-    }
-    if !causes.is_empty() {
-        return Err(ApiError::Invalid {
-            kind: "Service",
-            name: svc.name().to_owned(),
-            causes,
-        });
-    }
-    Ok(report.warnings.iter().map(|w| w.to_string()).collect())
-}
-
-async fn create_service(state: &ApiState, svc: Service) -> Result<Response<Full<Bytes>>, ApiError> {
-    let warnings = check(state, &svc).await?;
-    let created = state.ctx.store.create(&svc).await?;
-    tracing::info!(service = %created.name(), namespace = %created.namespace(), "service created");
-    Ok(json_response(
-        StatusCode::CREATED,
-        &to_json(&created),
-        &warnings,
-    ))
-}
-
-async fn replace_service(
-    state: &ApiState,
-    svc: Service,
-) -> Result<Response<Full<Bytes>>, ApiError> {
-    let warnings = check(state, &svc).await?;
-    let Some(mut stored) = state
-        .ctx
-        .store
-        .get::<Service>(svc.namespace(), svc.name())
-        .await?
-    else {
-        return Err(ApiError::NotFound(format!(
-            "service {}/{} not found: create it first",
-            svc.namespace(),
-            svc.name()
-        )));
-    };
-    stored.spec = svc.spec;
-    stored.metadata.labels = svc.metadata.labels;
-    stored.metadata.annotations = svc.metadata.annotations;
-    stored.metadata.resource_version = svc.metadata.resource_version;
-    let updated = state.ctx.store.update(&stored).await?;
-    Ok(json_response(StatusCode::OK, &to_json(&updated), &warnings))
-}
-
-async fn delete_service(
-    state: &ApiState,
-    ns: &str,
-    name: &str,
-) -> Result<Response<Full<Bytes>>, ApiError> {
-    let store = &state.ctx.store;
-    if !store.delete::<Service>(ns, name).await? {
-        return Err(ApiError::NotFound(format!("service {ns}/{name} not found")));
-    }
-    // Children go with their service, as Kubernetes' garbage collector would do.
-    store.delete::<Route>(ns, name).await?;
-    store.delete::<Configuration>(ns, name).await?;
-    for rev in store.list::<Revision>(Some(ns)).await? {
-        if rev
-            .metadata
-            .labels
-            .get(keys::SERVICE_LABEL)
-            .map(String::as_str)
-            == Some(name)
-        {
-            store.delete::<Revision>(ns, rev.name()).await?;
-        }
-    }
-    tracing::info!(service = %name, namespace = %ns, "service deleted");
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"apiVersion": "v1", "kind": "Status", "status": "Success", "details": {"name": name, "kind": "services"}}),
-        &[],
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use paas_api::Service;
 
     #[tokio::test]
     async fn a_body_without_a_length_is_refused_with_413_once_over_the_limit() {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _, Result};
 use http::Method;
-use paas_api::{parse_manifests, Resource};
+use paas_api::{parse_manifests, KindInfo, Resource};
 
 use crate::cli::ApplyArgs;
 use crate::client::ApiClient;
@@ -63,12 +63,27 @@ pub(crate) async fn apply(client: &ApiClient, a: ApplyArgs) -> Result<ExitCode> 
             eprintln!("Warning: {w}");
         }
     }
-    let total = manifests.len();
-    let mut applied: Vec<String> = Vec::new();
+    // Every document is first sent with ?dryRun=All: the server makes every check of a
+    // real write (validation, what the runtime can run, conflicts) and stores nothing.
+    // Only when it would take them all is any written, so that a refused document
+    // leaves the others unapplied.
+    let mut writes = Vec::with_capacity(manifests.len());
     for m in manifests {
-        let origin = m.origin.clone();
-        let done = apply_one(client, m, &a.namespace).await.map_err(|e| {
-            // Until applies are one transaction, say exactly what changed.
+        let write = Write::of(m, &a.namespace)?;
+        write.send(client, DryRun::Yes).await.map_err(|e| {
+            e.context(format!(
+                "{}: refused by the server; nothing was applied",
+                write.origin
+            ))
+        })?;
+        writes.push(write);
+    }
+    let total = writes.len();
+    let mut applied: Vec<String> = Vec::new();
+    for write in &writes {
+        let outcome = write.send(client, DryRun::No).await.map_err(|e| {
+            // Only a change made by someone else since the dry run gets here: say
+            // exactly what changed.
             let before = match applied.len() {
                 0 => "nothing was applied".to_owned(),
                 n => format!(
@@ -77,74 +92,108 @@ pub(crate) async fn apply(client: &ApiClient, a: ApplyArgs) -> Result<ExitCode> 
                 ),
             };
             e.context(format!(
-                "{origin}: refused by the server; {before}; the rest were not sent"
+                "{}: refused by the server; {before}; the rest were not sent",
+                write.origin
             ))
         })?;
-        println!("{done}");
-        applied.push(done.split(' ').next().unwrap_or_default().to_owned());
+        let done = write.applied();
+        println!("{done} {outcome}");
+        applied.push(done);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Create or update one resource; the line to print ("service.serving.knative.dev/hello created").
-async fn apply_one(client: &ApiClient, m: paas_api::Manifest, namespace: &str) -> Result<String> {
-    {
-        let kind = m.resource.kind();
-        let (plural, group) = match &m.resource {
-            Resource::Service(_) => ("services", "serving.knative.dev"),
-            Resource::Broker(_) => ("brokers", "eventing.knative.dev"),
-            Resource::Trigger(_) => ("triggers", "eventing.knative.dev"),
-            Resource::Sequence(_) => ("sequences", "flows.knative.dev"),
-            Resource::Parallel(_) => ("parallels", "flows.knative.dev"),
-            Resource::PingSource(_) => ("pingsources", "sources.knative.dev"),
-            Resource::KafkaSource(_) => ("kafkasources", "sources.knative.dev"),
-            _ => bail!(
-                "{}: {kind} cannot be applied: it is derived from a Service",
-                m.origin
-            ),
-        };
+/// Whether a write is only checked (`?dryRun=All`) or made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DryRun {
+    Yes,
+    No,
+}
+
+/// One document to create or replace.
+#[derive(Debug)]
+struct Write {
+    kind: &'static KindInfo,
+    namespace: String,
+    name: String,
+    body: serde_json::Value,
+    origin: String,
+}
+
+impl Write {
+    fn of(m: paas_api::Manifest, namespace: &str) -> Result<Self> {
+        let kind = m.resource.info();
+        if !kind.writable() {
+            bail!(
+                "{}: {} cannot be applied: it is derived from a {}",
+                m.origin,
+                kind.kind,
+                kind.owner.map_or("Service", |o| o.kind)
+            );
+        }
         let mut resource = m.resource;
         if resource.meta().namespace.is_none() {
             resource.meta_mut().namespace = Some(namespace.to_owned());
         }
-        let ns = resource.meta().namespace().to_owned();
-        let name = resource.meta().name.clone();
-        let path = ApiClient::path(Some(&ns), plural, Some(&name));
-        let body = resource.to_json();
-        let outcome = match client.get(&path).await? {
+        Ok(Self {
+            kind,
+            namespace: resource.meta().namespace().to_owned(),
+            name: resource.meta().name.clone(),
+            body: resource.to_json(),
+            origin: m.origin,
+        })
+    }
+
+    /// `service.serving.knative.dev/hello`, as the line printed for it starts.
+    fn applied(&self) -> String {
+        format!("{}.{}/{}", self.kind.singular, self.kind.group, self.name)
+    }
+
+    /// Create or replace the object (or, dry, only check that the server would); how
+    /// it went: created, configured or unchanged.
+    async fn send(&self, client: &ApiClient, dry: DryRun) -> Result<&'static str> {
+        let (kind, name) = (self.kind.kind, &self.name);
+        let query = match dry {
+            DryRun::Yes => "?dryRun=All",
+            DryRun::No => "",
+        };
+        let path = ApiClient::path(Some(&self.namespace), self.kind, Some(name));
+        match client.get(&path).await? {
             Some(before) => {
                 let after = client
-                    .ok(Method::PUT, &path, Some(&body))
+                    .ok(Method::PUT, &format!("{path}{query}"), Some(&self.body))
                     .await
                     .with_context(|| format!("applying {kind} {name}"))?;
+                if dry == DryRun::Yes {
+                    return Ok("configured");
+                }
                 for w in &after.warnings {
                     eprintln!("Warning: {w}");
                 }
                 // Status writes by the controller also move resourceVersion; what the
                 // user owns is spec (generation), labels and annotations.
                 let same = |f: &str| after.body["metadata"][f] == before["metadata"][f];
-                if same("generation") && same("labels") && same("annotations") {
-                    "unchanged"
-                } else {
-                    "configured"
-                }
+                Ok(
+                    if same("generation") && same("labels") && same("annotations") {
+                        "unchanged"
+                    } else {
+                        "configured"
+                    },
+                )
             }
             None => {
+                let collection = ApiClient::path(Some(&self.namespace), self.kind, None);
                 client
                     .ok(
                         Method::POST,
-                        &ApiClient::path(Some(&ns), plural, None),
-                        Some(&body),
+                        &format!("{collection}{query}"),
+                        Some(&self.body),
                     )
                     .await
                     .with_context(|| format!("creating {kind} {name}"))?;
-                "created"
+                Ok("created")
             }
-        };
-        Ok(format!(
-            "{}.{group}/{name} {outcome}",
-            kind.to_ascii_lowercase()
-        ))
+        }
     }
 }
 

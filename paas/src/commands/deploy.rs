@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 use http::Method;
 use paas_api::serving::{Container, ContainerPort, EnvVar, ServiceSpec};
-use paas_api::Service;
+use paas_api::{Object, Revision, Service};
 
 use super::traffic::{self, TrafficFlags};
 use crate::cli::DeployArgs;
@@ -15,7 +15,7 @@ use crate::client::ApiClient;
 use crate::output::condition;
 
 pub(crate) async fn deploy(client: &ApiClient, a: DeployArgs) -> Result<ExitCode> {
-    let path = ApiClient::path(Some(&a.namespace), "services", Some(&a.name));
+    let path = ApiClient::path(Some(&a.namespace), Service::INFO, Some(&a.name));
     let existing = client.get(&path).await?;
     let mut svc: Service = match &existing {
         Some(v) => serde_json::from_value(v.clone())
@@ -43,7 +43,7 @@ pub(crate) async fn deploy(client: &ApiClient, a: DeployArgs) -> Result<ExitCode
             .ok(Method::PUT, &path, Some(&serde_json::to_value(&svc)?))
             .await?
     } else {
-        let list = ApiClient::path(Some(&a.namespace), "services", None);
+        let list = ApiClient::path(Some(&a.namespace), Service::INFO, None);
         client
             .ok(Method::POST, &list, Some(&serde_json::to_value(&svc)?))
             .await?
@@ -147,7 +147,7 @@ fn parse_kv(s: &str, flag: &str) -> Result<(String, Option<String>)> {
 }
 
 async fn wait_ready(client: &ApiClient, a: &DeployArgs, generation: i64) -> Result<ExitCode> {
-    let path = ApiClient::path(Some(&a.namespace), "services", Some(&a.name));
+    let path = ApiClient::path(Some(&a.namespace), Service::INFO, Some(&a.name));
     let started = Instant::now();
     let deadline = started + Duration::from_secs(a.wait_timeout);
     let tty = std::io::stderr().is_terminal();
@@ -167,7 +167,11 @@ async fn wait_ready(client: &ApiClient, a: &DeployArgs, generation: i64) -> Resu
         let rev = match latest.as_ref().filter(|_| observed >= generation) {
             Some(r) => {
                 client
-                    .get(&ApiClient::path(Some(&a.namespace), "revisions", Some(r)))
+                    .get(&ApiClient::path(
+                        Some(&a.namespace),
+                        Revision::INFO,
+                        Some(r),
+                    ))
                     .await?
             }
             None => None,
@@ -246,7 +250,7 @@ async fn wait_ready(client: &ApiClient, a: &DeployArgs, generation: i64) -> Resu
 async fn print_revision_logs(client: &ApiClient, ns: &str, revision: &str) {
     let path = format!(
         "{}/logs?tail=20",
-        ApiClient::path(Some(ns), "revisions", Some(revision))
+        ApiClient::path(Some(ns), Revision::INFO, Some(revision))
     );
     if let Ok(answer) = client.ok(Method::GET, &path, None).await {
         for r in answer.body["replicas"].as_array().into_iter().flatten() {

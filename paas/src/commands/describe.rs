@@ -3,17 +3,19 @@
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
+use paas_api::{Object, Revision};
 
 use super::get::traffic_summary;
-use super::plural;
+use super::kind;
 use crate::cli::DescribeArgs;
 use crate::client::ApiClient;
 use crate::output::{age, s};
 
 pub(crate) async fn describe(client: &ApiClient, a: DescribeArgs) -> Result<ExitCode> {
-    let plural = plural(&a.kind)?;
+    let kind = kind(&a.kind)?;
+    let plural = kind.plural;
     let Some(o) = client
-        .get(&ApiClient::path(Some(&a.namespace), plural, Some(&a.name)))
+        .get(&ApiClient::path(Some(&a.namespace), kind, Some(&a.name)))
         .await?
     else {
         bail!(
@@ -96,10 +98,10 @@ pub(crate) async fn describe(client: &ApiClient, a: DescribeArgs) -> Result<Exit
             ),
         );
     }
-    if plural == "revisions" {
+    if kind.has_autoscaler {
         let path = format!(
             "{}/autoscaler",
-            ApiClient::path(Some(&a.namespace), "revisions", Some(&a.name))
+            ApiClient::path(Some(&a.namespace), kind, Some(&a.name))
         );
         if let Some(v) = client.get(&path).await? {
             println!("\nAutoscaler:");
@@ -121,7 +123,7 @@ pub(crate) async fn describe(client: &ApiClient, a: DescribeArgs) -> Result<Exit
     }
     if plural == "services" {
         let revs = client
-            .get(&ApiClient::path(Some(&a.namespace), "revisions", None))
+            .get(&ApiClient::path(Some(&a.namespace), Revision::INFO, None))
             .await?
             .unwrap_or_default();
         let mine: Vec<_> = revs["items"]
@@ -156,13 +158,10 @@ pub(crate) async fn describe(client: &ApiClient, a: DescribeArgs) -> Result<Exit
             field(&label, value);
         }
     }
-    if matches!(
-        plural,
-        "brokers" | "triggers" | "sequences" | "parallels" | "pingsources" | "kafkasources"
-    ) {
+    if kind.has_deliveries {
         let path = format!(
             "{}/deliveries",
-            ApiClient::path(Some(&a.namespace), plural, Some(&a.name))
+            ApiClient::path(Some(&a.namespace), kind, Some(&a.name))
         );
         let hops = client.get(&path).await?.unwrap_or_default();
         print_hops(&hops);

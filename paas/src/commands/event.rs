@@ -7,13 +7,15 @@ use bytes::Bytes;
 use http::{header, Method, Request};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
+use paas_api::eventing::Broker;
+use paas_api::Object;
 use tokio::net::TcpStream;
 
 use crate::cli::EventSendArgs;
 use crate::client::ApiClient;
 
 pub(crate) async fn send(client: &ApiClient, a: EventSendArgs) -> Result<ExitCode> {
-    let path = ApiClient::path(Some(&a.namespace), "brokers", Some(&a.broker));
+    let path = ApiClient::path(Some(&a.namespace), Broker::INFO, Some(&a.broker));
     let Some(broker) = client.get(&path).await? else {
         bail!(
             "broker {:?} not found in namespace {}: create one with a Broker manifest (samples/eventing/broker.yaml)",

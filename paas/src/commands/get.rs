@@ -3,17 +3,20 @@
 use anyhow::{bail, Result};
 use std::process::ExitCode;
 
-use super::plural;
+use paas_api::kinds::Cell;
+
+use super::kind;
 use crate::cli::GetArgs;
 use crate::client::ApiClient;
 use crate::output::{age, condition, print_structured, print_table, s};
 
 pub(crate) async fn get(client: &ApiClient, a: GetArgs) -> Result<ExitCode> {
-    let plural = plural(&a.kind)?;
+    let kind = kind(&a.kind)?;
+    let plural = kind.plural;
     let ns = (!a.all_namespaces).then_some(a.namespace.as_str());
     let value = match &a.name {
         Some(name) => match client
-            .get(&ApiClient::path(Some(&a.namespace), plural, Some(name)))
+            .get(&ApiClient::path(Some(&a.namespace), kind, Some(name)))
             .await?
         {
             Some(v) => v,
@@ -24,7 +27,7 @@ pub(crate) async fn get(client: &ApiClient, a: GetArgs) -> Result<ExitCode> {
             ),
         },
         None => client
-            .get(&ApiClient::path(ns, plural, None))
+            .get(&ApiClient::path(ns, kind, None))
             .await?
             .unwrap_or_default(),
     };
@@ -47,6 +50,9 @@ pub(crate) async fn get(client: &ApiClient, a: GetArgs) -> Result<ExitCode> {
     if with_ns {
         header.push("NAMESPACE");
     }
+    header.push("NAME");
+    header.extend(kind.columns.iter().map(|c| c.header));
+    header.extend(["AGE", "READY", "REASON"]);
     let rows: Vec<Vec<String>> = items
         .iter()
         .map(|o| {
@@ -54,152 +60,38 @@ pub(crate) async fn get(client: &ApiClient, a: GetArgs) -> Result<ExitCode> {
             if with_ns {
                 row.push(s(&o["metadata"]["namespace"]));
             }
+            row.push(s(&o["metadata"]["name"]));
+            row.extend(kind.columns.iter().map(|c| cell(o, &c.value)));
             let (ready, reason, _) = condition(o, "Ready");
-            let name = s(&o["metadata"]["name"]);
-            let created = o["metadata"]["creationTimestamp"].as_str();
-            match plural {
-                "services" => row.extend([
-                    name,
-                    s(&o["status"]["url"]),
-                    s(&o["status"]["latestReadyRevisionName"]),
-                    age(created),
-                    ready.into(),
-                    reason.into(),
-                ]),
-                "revisions" => row.extend([
-                    name,
-                    s(&o["metadata"]["labels"]["serving.knative.dev/service"]),
-                    s(&o["metadata"]["labels"]["serving.knative.dev/configurationGeneration"]),
-                    format!(
-                        "{}/{}/{}",
-                        o["status"]["desiredReplicas"].as_u64().unwrap_or(0),
-                        o["status"]["actualReplicas"].as_u64().unwrap_or(0),
-                        o["status"]["readyReplicas"].as_u64().unwrap_or(0)
-                    ),
-                    age(created),
-                    ready.into(),
-                    reason.into(),
-                ]),
-                "routes" => row.extend([
-                    name,
-                    s(&o["status"]["url"]),
-                    traffic_summary(o),
-                    age(created),
-                    ready.into(),
-                    reason.into(),
-                ]),
-                "brokers" => row.extend([
-                    name,
-                    s(&o["status"]["address"]["url"]),
-                    age(created),
-                    ready.into(),
-                    reason.into(),
-                ]),
-                "pingsources" => row.extend([
-                    name,
-                    s(&o["spec"]["schedule"]),
-                    s(&o["status"]["sinkUri"]),
-                    s(&o["status"]["lastTickTime"]),
-                    age(created),
-                    ready.into(),
-                    reason.into(),
-                ]),
-                "kafkasources" => row.extend([
-                    name,
-                    o["spec"]["topics"]
-                        .as_array()
-                        .map(|ts| ts.iter().map(s).collect::<Vec<_>>().join(","))
-                        .unwrap_or_default(),
-                    s(&o["spec"]["bootstrapServers"][0]),
-                    s(&o["status"]["sinkUri"]),
-                    age(created),
-                    ready.into(),
-                    reason.into(),
-                ]),
-                "sequences" | "parallels" => row.extend([
-                    name,
-                    s(&o["status"]["address"]["url"]),
-                    o["spec"][if plural == "sequences" {
-                        "steps"
-                    } else {
-                        "branches"
-                    }]
-                    .as_array()
-                    .map_or(0, Vec::len)
-                    .to_string(),
-                    age(created),
-                    ready.into(),
-                    reason.into(),
-                ]),
-                "triggers" => row.extend([
-                    name,
-                    s(&o["spec"]["broker"]),
-                    s(&o["status"]["subscriberUri"]),
-                    age(created),
-                    ready.into(),
-                    reason.into(),
-                ]),
-                _ => row.extend([
-                    name,
-                    s(&o["status"]["latestCreatedRevisionName"]),
-                    s(&o["status"]["latestReadyRevisionName"]),
-                    age(created),
-                    ready.into(),
-                    reason.into(),
-                ]),
-            }
+            row.extend([
+                age(o["metadata"]["creationTimestamp"].as_str()),
+                ready.into(),
+                reason.into(),
+            ]);
             row
         })
         .collect();
-    header.extend(match plural {
-        "services" => ["NAME", "URL", "LATEST", "AGE", "READY", "REASON"].as_slice(),
-        "revisions" => [
-            "NAME",
-            "SERVICE",
-            "GENERATION",
-            "REPLICAS(D/A/R)",
-            "AGE",
-            "READY",
-            "REASON",
-        ]
-        .as_slice(),
-        "routes" => ["NAME", "URL", "TRAFFIC", "AGE", "READY", "REASON"].as_slice(),
-        "brokers" => ["NAME", "URL", "AGE", "READY", "REASON"].as_slice(),
-        "sequences" => ["NAME", "URL", "STEPS", "AGE", "READY", "REASON"].as_slice(),
-        "parallels" => ["NAME", "URL", "BRANCHES", "AGE", "READY", "REASON"].as_slice(),
-        "pingsources" => [
-            "NAME",
-            "SCHEDULE",
-            "SINK",
-            "LAST TICK",
-            "AGE",
-            "READY",
-            "REASON",
-        ]
-        .as_slice(),
-        "kafkasources" => [
-            "NAME",
-            "TOPICS",
-            "BOOTSTRAP SERVERS",
-            "SINK",
-            "AGE",
-            "READY",
-            "REASON",
-        ]
-        .as_slice(),
-        "triggers" => ["NAME", "BROKER", "SUBSCRIBER_URI", "AGE", "READY", "REASON"].as_slice(),
-        _ => [
-            "NAME",
-            "LATEST CREATED",
-            "LATEST READY",
-            "AGE",
-            "READY",
-            "REASON",
-        ]
-        .as_slice(),
-    });
     print_table(&header, &rows);
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a column of the table of kinds shows of `o`.
+fn cell(o: &serde_json::Value, value: &Cell) -> String {
+    let at = |pointer: &str| o.pointer(pointer).unwrap_or(&serde_json::Value::Null);
+    match value {
+        Cell::At(pointer) => s(at(pointer)),
+        Cell::Count(pointer) => at(pointer).as_array().map_or(0, Vec::len).to_string(),
+        Cell::Join(pointer) => at(pointer)
+            .as_array()
+            .map(|items| items.iter().map(s).collect::<Vec<_>>().join(","))
+            .unwrap_or_default(),
+        Cell::Numbers(pointers) => pointers
+            .iter()
+            .map(|p| at(p).as_u64().unwrap_or(0).to_string())
+            .collect::<Vec<_>>()
+            .join("/"),
+        Cell::Traffic => traffic_summary(o),
+    }
 }
 
 /// `100% -> hello-00002, 0% -> hello-00001 (tag stable)`.
@@ -222,4 +114,32 @@ pub(crate) fn traffic_summary(o: &serde_json::Value) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paas_api::kafka_source::KafkaSource;
+    use paas_api::{Object, Revision};
+    use serde_json::json;
+
+    fn cells(info: &paas_api::KindInfo, o: &serde_json::Value) -> Vec<String> {
+        info.columns.iter().map(|c| cell(o, &c.value)).collect()
+    }
+
+    #[test]
+    fn cells_show_what_the_table_of_kinds_points_at() {
+        let revision = json!({
+            "metadata": {"labels": {
+                "serving.knative.dev/service": "hello",
+                "serving.knative.dev/configurationGeneration": "2",
+            }},
+            "status": {"desiredReplicas": 3, "readyReplicas": 1},
+        });
+        assert_eq!(cells(Revision::INFO, &revision), ["hello", "2", "3/0/1"]);
+        let source = json!({"spec": {"topics": ["a", "b"], "bootstrapServers": ["k:9092", "x"]}});
+        assert_eq!(cells(KafkaSource::INFO, &source), ["a,b", "k:9092", "-"]);
+        let route = json!({"status": {"traffic": [{"revisionName": "r-1", "percent": 100}]}});
+        assert_eq!(cells(paas_api::Route::INFO, &route), ["-", "100% -> r-1"]);
+    }
 }

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use anyhow::Result;
 use http::Method;
+use paas_api::{Object, Service};
 
 use crate::cli::LogsArgs;
 use crate::client::ApiClient;
 
 pub(crate) async fn logs(client: &ApiClient, a: LogsArgs) -> Result<ExitCode> {
-    let base = ApiClient::path(Some(&a.namespace), "services", Some(&a.service));
+    let base = ApiClient::path(Some(&a.namespace), Service::INFO, Some(&a.service));
     // What each replica printed last, to print only what is new when following.
     let mut seen: HashMap<String, Vec<String>> = HashMap::new();
     let mut tail = a.tail;

@@ -13,6 +13,7 @@ mod traffic;
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
+use paas_api::{KindInfo, KINDS};
 
 use crate::cli::{Cli, Command};
 use crate::client::ApiClient;
@@ -38,10 +39,22 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// The plural of a kind a user typed, with Knative's short names.
-pub(crate) fn plural(kind: &str) -> Result<&'static str> {
-    match paas_api::object::plural_for(kind) {
-        Some(p) => Ok(p),
-        None => bail!("unknown resource type {kind:?}: use services (ksvc), revisions (rev), routes (rt), configurations (config), brokers, triggers, sequences, parallels, pingsources or kafkasources"),
+/// The kind a user typed, by plural, singular or short name (Knative's among them).
+pub(crate) fn kind(name: &str) -> Result<&'static KindInfo> {
+    match paas_api::kinds::by_name(name) {
+        Some(k) => Ok(k),
+        None => {
+            let known: Vec<String> = KINDS
+                .iter()
+                .map(|k| match k.short_names.first() {
+                    Some(short) => format!("{} ({short})", k.plural),
+                    None => k.plural.to_owned(),
+                })
+                .collect();
+            bail!(
+                "unknown resource type {name:?}: use {}",
+                paas_api::kinds::english_list(&known, "or")
+            )
+        }
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 use http::Method;
 use paas_api::keys::{CONFIGURATION_GENERATION_LABEL, SERVICE_LABEL};
-use paas_api::{Service, TrafficTarget};
+use paas_api::{Object, Revision, Service, TrafficTarget};
 
 use crate::cli::RollbackArgs;
 use crate::client::ApiClient;
@@ -22,7 +22,7 @@ struct Candidate {
 }
 
 pub(crate) async fn rollback(client: &ApiClient, a: RollbackArgs) -> Result<ExitCode> {
-    let path = ApiClient::path(Some(&a.namespace), "services", Some(&a.service));
+    let path = ApiClient::path(Some(&a.namespace), Service::INFO, Some(&a.service));
     let found = client.get(&path).await?.with_context(|| {
         format!(
             "service {:?} not found in namespace {:?}",
@@ -128,7 +128,7 @@ pub(crate) async fn rollback(client: &ApiClient, a: RollbackArgs) -> Result<Exit
 
 async fn revisions_of(client: &ApiClient, ns: &str, service: &str) -> Result<Vec<Candidate>> {
     let list = client
-        .get(&ApiClient::path(Some(ns), "revisions", None))
+        .get(&ApiClient::path(Some(ns), Revision::INFO, None))
         .await?
         .unwrap_or_default();
     let mut out = Vec::new();
