@@ -129,3 +129,24 @@ fn deploy_without_a_command_on_the_process_runtime_says_what_to_do() {
     let err = stderr(&out);
     assert!(err.contains("--cmd"), "{err}");
 }
+
+#[test]
+fn an_apply_whose_third_document_the_server_refuses_applies_none() {
+    let p = Platform::start(RuntimeKind::Process);
+    // The third is a valid manifest that only the server refuses: the process runtime
+    // needs a command.
+    let third = GOOD
+        .replace("name: hello", "name: third")
+        .replace("          command: [/hello]\n", "");
+    let text = format!(
+        "apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata:\n  name: default\n---\n{GOOD}---\n{third}"
+    );
+    let err = apply_fails(&p, "three.yaml", &text);
+    assert!(
+        err.contains("three.yaml:17: refused by the server; nothing was applied"),
+        "{err}"
+    );
+    assert!(err.contains("spec.template.spec.containers[0]"), "{err}");
+    assert!(p.items("brokers").is_empty());
+    assert!(p.items("services").is_empty());
+}
