@@ -18,7 +18,9 @@ echo "docker.sh: starting dockerd" >&2
 log=/var/log/paas-dockerd.log
 # Published ports through iptables rather than docker-proxy, a userland copy loop that
 # would cost more CPU per request than the gateway itself.
-nohup dockerd --userland-proxy=false >"$log" 2>&1 &
+# setsid: its own session, so that the end of the shell or job that started it does not
+# take the engine (and every replica) down with it.
+setsid nohup dockerd --userland-proxy=false >"$log" 2>&1 </dev/null &
 for _ in $(seq 1 150); do
     if docker info >/dev/null 2>&1; then
         exit 0
