@@ -2,18 +2,21 @@
 //! month, day of week) with `*`, lists, ranges, steps and month or day names, or one
 //! of the macros `@yearly`, `@monthly`, `@weekly`, `@daily`, `@hourly`. As in
 //! standard cron, when both day fields are restricted a day matching either counts.
+//!
+//! The fields are read here and the firing times found by `croner`, which also gets
+//! time zones' daylight-saving changes right: a time that a change skips fires at the
+//! change, one it repeats fires once. croner reads more than PingSource takes (a
+//! seconds and a year field, `L`, `W`, `#`, `+`, names in any field, macros in any
+//! case) and its errors do not name the field, so the grammar below is the guard:
+//! what it accepts reaches croner as plain lists of values.
 
-use chrono::{DateTime, Datelike, Duration, TimeZone, Timelike};
+use chrono::{DateTime, Duration, TimeZone};
+use croner::parser::{CronParser, Seconds, Year};
+use croner::Cron;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schedule {
-    minutes: u64,
-    hours: u64,
-    days: u64,
-    months: u64,
-    weekdays: u64,
-    /// Whether the day-of-month and day-of-week fields were both restricted.
-    either_day: bool,
+    cron: Cron,
 }
 
 /// Field bounds and names, in field order.
@@ -120,66 +123,39 @@ impl Schedule {
         for (i, p) in parts.iter().enumerate() {
             sets[i] = field(p, i).map_err(|e| format!("field {} ({}): {e}", i + 1, FIELDS[i].0))?;
         }
-        let mut weekdays = sets[4].0;
         // 7 is Sunday too.
-        if weekdays & (1 << 7) != 0 {
-            weekdays |= 1;
+        if sets[4].0 & (1 << 7) != 0 {
+            sets[4].0 = (sets[4].0 | 1) & !(1 << 7);
         }
-        Ok(Schedule {
-            minutes: sets[0].0,
-            hours: sets[1].0,
-            days: sets[2].0,
-            months: sets[3].0,
-            weekdays,
-            either_day: !sets[2].1 && !sets[4].1,
-        })
-    }
-
-    fn day_matches<Tz: TimeZone>(&self, t: &DateTime<Tz>) -> bool {
-        let dom = self.days & (1 << t.day()) != 0;
-        let dow = self.weekdays & (1 << t.weekday().num_days_from_sunday()) != 0;
-        if self.either_day {
-            dom || dow
-        } else {
-            dom && dow
-        }
+        // An unrestricted field stays `*`: croner, as cron, lets a day match either
+        // day field only when both are restricted.
+        let pattern: Vec<String> = sets
+            .iter()
+            .map(|&(bits, unrestricted)| {
+                if unrestricted {
+                    return "*".to_owned();
+                }
+                let values: Vec<String> = (0..64)
+                    .filter(|n| bits & (1 << n) != 0)
+                    .map(|n: u32| n.to_string())
+                    .collect();
+                values.join(",")
+            })
+            .collect();
+        let cron = CronParser::builder()
+            .seconds(Seconds::Disallowed)
+            .year(Year::Disallowed)
+            .build()
+            .parse(&pattern.join(" "))
+            .map_err(|e| format!("{text:?} cannot be scheduled: {e}"))?;
+        Ok(Schedule { cron })
     }
 
     /// The first time strictly after `after` the schedule fires, in `after`'s zone
     /// (within the next eight years, else `None`).
     pub fn next_after<Tz: TimeZone>(&self, after: &DateTime<Tz>) -> Option<DateTime<Tz>> {
-        let tz = after.timezone();
-        // Start at the next whole minute.
-        let mut t = after.clone().with_second(0)?.with_nanosecond(0)? + Duration::minutes(1);
-        let limit = after.clone() + Duration::days(366 * 8);
-        while t < limit {
-            if self.months & (1 << t.month()) == 0 {
-                // First minute of the next month.
-                let (y, m) = if t.month() == 12 {
-                    (t.year() + 1, 1)
-                } else {
-                    (t.year(), t.month() + 1)
-                };
-                t = tz.with_ymd_and_hms(y, m, 1, 0, 0, 0).earliest()?;
-                continue;
-            }
-            if !self.day_matches(&t) {
-                t = (t.clone() + Duration::days(1))
-                    .with_hour(0)?
-                    .with_minute(0)?;
-                continue;
-            }
-            if self.hours & (1 << t.hour()) == 0 {
-                t = (t.clone() + Duration::hours(1)).with_minute(0)?;
-                continue;
-            }
-            if self.minutes & (1 << t.minute()) == 0 {
-                t += Duration::minutes(1);
-                continue;
-            }
-            return Some(t);
-        }
-        None
+        let next = self.cron.find_next_occurrence(after, false).ok()?;
+        (next < after.clone() + Duration::days(366 * 8)).then_some(next)
     }
 }
 
@@ -248,6 +224,72 @@ mod tests {
             next("0 0 1 * mon", "2026-11-30T00:00:00Z"),
             "2026-12-01T00:00:00+00:00"
         );
+    }
+
+    fn next_in_paris(schedule: &str, after: &str) -> Option<String> {
+        let after = at(after).with_timezone(&chrono_tz::Europe::Paris);
+        let next = Schedule::parse(schedule).unwrap().next_after(&after)?;
+        Some(next.to_rfc3339())
+    }
+
+    /// On 2026-10-25 Paris goes from 03:00 CEST back to 02:00 CET; a schedule went
+    /// quiet there (no next time at all) when its search met the repeated hour.
+    #[test]
+    fn a_schedule_goes_on_across_the_autumn_change() {
+        for (schedule, after, next) in [
+            (
+                "*/15 * * * *",
+                "2026-10-25T00:00:00Z",
+                "2026-10-25T02:15:00+02:00",
+            ),
+            (
+                "0 3 * * *",
+                "2026-10-24T23:30:00Z",
+                "2026-10-25T03:00:00+01:00",
+            ),
+            (
+                "0 0 * * 7",
+                "2026-10-24T23:30:00Z",
+                "2026-11-01T00:00:00+01:00",
+            ),
+            (
+                "59 1 * * *",
+                "2026-10-24T23:59:00Z",
+                "2026-10-26T01:59:00+01:00",
+            ),
+        ] {
+            assert_eq!(
+                next_in_paris(schedule, after).as_deref(),
+                Some(next),
+                "{schedule} after {after}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_time_the_clocks_repeat_fires_once() {
+        let first = next_in_paris("30 2 * * *", "2026-10-24T23:00:00Z");
+        assert_eq!(first.as_deref(), Some("2026-10-25T02:30:00+02:00"));
+        let second = next_in_paris("30 2 * * *", &first.unwrap());
+        assert_eq!(second.as_deref(), Some("2026-10-26T02:30:00+01:00"));
+    }
+
+    /// On 2026-03-29 Paris goes from 02:00 CET to 03:00 CEST: 02:30 does not exist
+    /// that day, and fires at the change, as in Vixie cron, rather than a day late.
+    #[test]
+    fn a_time_the_clocks_skip_fires_at_the_change() {
+        assert_eq!(
+            next_in_paris("30 2 * * *", "2026-03-29T00:00:00Z").as_deref(),
+            Some("2026-03-29T03:00:00+02:00")
+        );
+    }
+
+    #[test]
+    fn a_day_that_never_comes_has_no_next_time() {
+        for schedule in ["0 0 30 2 *", "0 0 31 4,6,9,11 *"] {
+            let after = at("2026-01-01T00:00:00Z");
+            assert_eq!(Schedule::parse(schedule).unwrap().next_after(&after), None);
+        }
     }
 
     #[test]
