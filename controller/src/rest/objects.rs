@@ -306,12 +306,12 @@ async fn replace<T: Object>(state: &ApiState, o: T, dry: bool) -> Answer {
 /// Delete an object, and the objects of the kinds it owns that carry its name.
 async fn delete<T: Object>(state: &ApiState, ns: &str, name: &str, dry: bool) -> Answer {
     let store = &state.ctx.store;
-    let gone = if dry {
+    let found = if dry {
         store.get::<T>(ns, name).await?.is_some()
     } else {
         store.delete::<T>(ns, name).await?
     };
-    if !gone {
+    if !found {
         return Err(not_found::<T>(ns, name, ""));
     }
     if !dry {
