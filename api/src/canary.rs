@@ -16,6 +16,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::annotations::AnnotationError;
+
 pub const PREFIX: &str = "canary.paas.dev/";
 pub const STEPS: &str = "canary.paas.dev/steps";
 pub const STEP_DURATION: &str = "canary.paas.dev/step-duration";
@@ -34,21 +36,27 @@ pub struct CanarySpec {
     pub min_requests: u64,
 }
 
-/// The canary a Service's annotations declare (`None` without `steps`), or the first
-/// problem, as `(annotation, what is wrong)`.
+/// The canary a Service's annotations declare (`None` without `steps`), or a problem
+/// for each annotation that cannot be used. Without `steps` the other settings are not
+/// read (only a key that is not a canary setting is refused).
 pub fn canary_spec(
     annotations: &BTreeMap<String, String>,
-) -> Result<Option<CanarySpec>, (&'static str, String)> {
+) -> Result<Option<CanarySpec>, Vec<AnnotationError>> {
+    let mut problems = Vec::new();
     for key in annotations.keys().filter(|k| k.starts_with(PREFIX)) {
         if ![STEPS, STEP_DURATION, SUCCESS_RATE, MAX_P99, MIN_REQUESTS].contains(&key.as_str()) {
-            return Err((
+            problems.push(AnnotationError::new(
                 STEPS,
                 format!("{key} is not a canary setting: use steps, step-duration, success-rate, max-p99 or min-requests"),
             ));
         }
     }
     let Some(steps) = annotations.get(STEPS) else {
-        return Ok(None);
+        return if problems.is_empty() {
+            Ok(None)
+        } else {
+            Err(problems)
+        };
     };
     let mut parsed = Vec::new();
     for s in steps.split(',') {
@@ -57,47 +65,61 @@ pub fn canary_spec(
                 parsed.push(p)
             }
             _ => {
-                return Err((
+                problems.push(AnnotationError::new(
                     STEPS,
                     format!(
                         "{steps:?}: give increasing percents from 1 to 100, e.g. \"10,50,100\""
                     ),
-                ))
+                ));
+                break;
             }
         }
     }
-    let duration = |key: &'static str, default: Duration| match annotations.get(key) {
-        None => Ok(default),
+    let mut duration = |key: &'static str| match annotations.get(key) {
+        None => None,
         Some(v) => match crate::duration::parse(v) {
-            Ok(d) if d.is_zero() => Err((key, format!("{v:?} must be longer than zero"))),
-            Ok(d) => Ok(d),
-            Err(e) => Err((key, e.to_string())),
+            Ok(d) if d.is_zero() => {
+                problems.push(AnnotationError::new(
+                    key,
+                    format!("{v:?} must be longer than zero"),
+                ));
+                None
+            }
+            Ok(d) => Some(d),
+            Err(e) => {
+                problems.push(AnnotationError::new(key, e.to_string()));
+                None
+            }
         },
     };
-    let step_duration = duration(STEP_DURATION, Duration::from_secs(60))?;
-    let max_p99 = match annotations.get(MAX_P99) {
-        None => None,
-        Some(_) => Some(duration(MAX_P99, Duration::ZERO)?),
-    };
+    let step_duration = duration(STEP_DURATION).unwrap_or(Duration::from_secs(60));
+    let max_p99 = duration(MAX_P99);
     let min_success_percent = match annotations.get(SUCCESS_RATE) {
         None => 99.0,
         Some(v) => match v.trim().trim_end_matches('%').parse::<f64>() {
             Ok(r) if (0.0..=100.0).contains(&r) => r,
             _ => {
-                return Err((
+                problems.push(AnnotationError::new(
                     SUCCESS_RATE,
                     format!("{v:?} is not a percent from 0 to 100"),
-                ))
+                ));
+                99.0
             }
         },
     };
     let min_requests = match annotations.get(MIN_REQUESTS) {
         None => 10,
-        Some(v) => v
-            .trim()
-            .parse::<u64>()
-            .map_err(|_| (MIN_REQUESTS, format!("{v:?} is not a whole number")))?,
+        Some(v) => v.trim().parse::<u64>().unwrap_or_else(|_| {
+            problems.push(AnnotationError::new(
+                MIN_REQUESTS,
+                format!("{v:?} is not a whole number"),
+            ));
+            10
+        }),
     };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
     Ok(Some(CanarySpec {
         steps: parsed,
         step_duration,
@@ -160,7 +182,36 @@ mod tests {
             (vec![("canary.paas.dev/stepz", "10")], STEPS),
         ] {
             let e = canary_spec(&annotations(&pairs)).unwrap_err();
-            assert_eq!(e.0, key, "{pairs:?}: {}", e.1);
+            assert_eq!(e[0].key, key, "{pairs:?}: {}", e[0].problem);
         }
+    }
+
+    #[test]
+    fn every_mistake_is_reported_at_once() {
+        let e = canary_spec(&annotations(&[
+            ("canary.paas.dev/stepz", "10"),
+            (STEPS, "50,10"),
+            (STEP_DURATION, "soon"),
+            (SUCCESS_RATE, "101"),
+            (MAX_P99, "0s"),
+            (MIN_REQUESTS, "-1"),
+        ]))
+        .unwrap_err();
+        let keys: Vec<_> = e.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                STEPS,
+                STEPS,
+                STEP_DURATION,
+                MAX_P99,
+                SUCCESS_RATE,
+                MIN_REQUESTS
+            ]
+        );
+        assert!(
+            e[0].problem.contains("stepz is not a canary setting"),
+            "{e:?}"
+        );
     }
 }

@@ -1,16 +1,15 @@
 //! Validation of Brokers, Triggers, flows and sources. CESQL expressions are checked where the CESQL
 //! parser lives (the eventing crate), at apply time.
 
-use crate::eventing::{
-    Broker, DeliverySpec, Destination, SubscriptionsApiFilter, Trigger, DELIVERY_ORDER,
-};
+use crate::annotations;
+use crate::eventing::{Broker, DeliverySpec, Destination, SubscriptionsApiFilter, Trigger};
 use crate::flows::{Parallel, Sequence};
 use crate::iso8601;
 use crate::kafka_source::{KafkaSource, KEY_TYPE};
 use crate::meta::ObjectMeta;
 use crate::names::dns1123_label_problem;
 use crate::sources::PingSource;
-use crate::validation::{validate_annotations, FieldError, Report, Warning};
+use crate::validation::{annotation_problems, validate_annotations, FieldError, Report, Warning};
 
 /// CloudEvents attribute names: 1 to 20 lower-case letters or digits.
 pub fn attribute_name_problem(name: &str) -> Option<String> {
@@ -100,16 +99,17 @@ pub fn validate_trigger(t: &Trigger) -> Report {
     if let Some(d) = &t.spec.delivery {
         validate_delivery(d, "spec.delivery", &mut r);
     }
-    if let Some(order) = t.metadata.annotations.get(DELIVERY_ORDER) {
-        if order != "ordered" && order != "unordered" {
-            error(
-                &mut r,
-                format!("metadata.annotations.{DELIVERY_ORDER}"),
-                format!("{order:?} is not a delivery order: use ordered or unordered"),
-            );
-        }
-    }
+    delivery_order(&t.metadata, &mut r);
     r
+}
+
+/// The delivery order annotation of an object whose dispatchers read it.
+fn delivery_order(meta: &ObjectMeta, r: &mut Report) {
+    annotation_problems(
+        annotations::delivery_order::parse(&meta.annotations).err(),
+        "metadata.annotations",
+        r,
+    );
 }
 
 fn validate_filter(f: &SubscriptionsApiFilter, path: &str, r: &mut Report) {
@@ -285,6 +285,7 @@ pub fn validate_sequence(s: &Sequence) -> Report {
     if let Some(reply) = &s.spec.reply {
         validate_destination(reply, "spec.reply", true, &mut r);
     }
+    delivery_order(&s.metadata, &mut r);
     r
 }
 
@@ -317,6 +318,7 @@ pub fn validate_parallel(p: &Parallel) -> Report {
     if let Some(reply) = &p.spec.reply {
         validate_destination(reply, "spec.reply", true, &mut r);
     }
+    delivery_order(&p.metadata, &mut r);
     r
 }
 
@@ -374,6 +376,7 @@ pub fn validate_kafka_source(k: &KafkaSource) -> Report {
     if let Err(problem) = k.key_type() {
         error(&mut r, format!("metadata.annotations.{KEY_TYPE}"), problem);
     }
+    delivery_order(&k.metadata, &mut r);
     if let Some(d) = &k.spec.delivery {
         validate_delivery(d, "spec.delivery", &mut r);
     }
@@ -604,5 +607,40 @@ mod tests {
             .map(|e| e.path)
             .collect();
         assert_eq!(paths, ["metadata.annotations"]);
+    }
+
+    #[test]
+    fn a_bad_delivery_order_is_named_on_every_kind_that_reads_it() {
+        use crate::eventing::DELIVERY_ORDER;
+        let path = format!("metadata.annotations.{DELIVERY_ORDER}");
+        for (order, refused) in [("Ordered", true), ("ordered", false), ("unordered", false)] {
+            let mut meta = ObjectMeta::named("default", "x");
+            meta.annotations.insert(DELIVERY_ORDER.into(), order.into());
+            let t = Trigger {
+                metadata: meta.clone(),
+                ..Trigger::default()
+            };
+            let q = Sequence {
+                metadata: meta.clone(),
+                ..Sequence::default()
+            };
+            let p = Parallel {
+                metadata: meta.clone(),
+                ..Parallel::default()
+            };
+            let k = KafkaSource {
+                metadata: meta,
+                ..KafkaSource::default()
+            };
+            for (kind, r) in [
+                ("Trigger", validate_trigger(&t)),
+                ("Sequence", validate_sequence(&q)),
+                ("Parallel", validate_parallel(&p)),
+                ("KafkaSource", validate_kafka_source(&k)),
+            ] {
+                let named = r.errors.iter().any(|e| e.path == path);
+                assert_eq!(named, refused, "{kind} {order}: {:?}", r.errors);
+            }
+        }
     }
 }

@@ -50,6 +50,7 @@ pub(crate) fn is_default<T: Default + PartialEq>(value: &T) -> bool {
     *value == T::default()
 }
 
+pub mod annotations;
 pub mod canary;
 pub mod condition;
 pub mod cron;

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::keys;
+use crate::annotations::{self, AnnotationError};
 use crate::names::{dns1035_label_problem, dns1123_label_problem, env_name_problem};
 use crate::serving::{Container, Probe, RevisionSpec, Service, TrafficTarget, Unsupported};
 
@@ -98,8 +98,16 @@ fn validate_no_nul(value: &str, path: String, r: &mut Report) {
     }
 }
 
-/// Annotations whose value must be a non-negative integer.
-const INTEGER_ANNOTATIONS: [&str; 3] = [keys::MIN_SCALE, keys::MAX_SCALE, keys::INITIAL_SCALE];
+/// Each problem an annotation parser found, at `<path>.<key>`.
+pub(crate) fn annotation_problems(
+    problems: impl IntoIterator<Item = AnnotationError>,
+    path: &str,
+    r: &mut Report,
+) {
+    for p in problems {
+        r.error(format!("{path}.{}", p.key), p.problem);
+    }
+}
 
 pub fn validate_service(svc: &Service) -> Report {
     let mut r = Report::default();
@@ -127,27 +135,18 @@ pub fn validate_service(svc: &Service) -> Report {
         "spec.template.metadata.annotations",
         &mut r,
     );
-    for (key, value) in &template.metadata.annotations {
-        if INTEGER_ANNOTATIONS.contains(&key.as_str()) && value.trim().parse::<u32>().is_err() {
-            r.error(
-                format!("spec.template.metadata.annotations.{key}"),
-                format!("{value:?} is not a non-negative integer"),
-            );
-        }
-    }
+    annotation_problems(
+        annotations::template_problems(&template.metadata.annotations),
+        "spec.template.metadata.annotations",
+        &mut r,
+    );
     validate_revision_spec(&template.spec, "spec.template.spec", &mut r);
     validate_traffic(&svc.spec.traffic, "spec.traffic", &mut r);
-    if let Err((key, problem)) = crate::canary::canary_spec(&svc.metadata.annotations) {
-        r.error(format!("metadata.annotations.{key}"), problem);
-    }
-    if let Some(v) = svc.metadata.annotations.get(crate::keys::ROLLOUT_DURATION) {
-        if let Err(e) = crate::duration::parse(v) {
-            r.error(
-                format!("metadata.annotations.{}", crate::keys::ROLLOUT_DURATION),
-                e.to_string(),
-            );
-        }
-    }
+    annotation_problems(
+        annotations::service_problems(&svc.metadata.annotations),
+        "metadata.annotations",
+        &mut r,
+    );
     r
 }
 
@@ -354,6 +353,7 @@ fn validate_traffic(traffic: &[TrafficTarget], path: &str, r: &mut Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys;
     use crate::serving::{Container, ServiceSpec};
 
     fn service(name: &str, container: Container) -> Service {
@@ -522,6 +522,52 @@ mod tests {
             r.errors[0].message.contains("is too long"),
             "{:?}",
             r.errors
+        );
+    }
+
+    #[test]
+    fn every_bad_annotation_of_every_family_names_its_key() {
+        let mut svc = service("hello", image("x"));
+        for (key, value) in [
+            ("autoscaling.knative.dev/metric", "cpu"),
+            (keys::MIN_SCALE, "abc"),
+            ("autoscaling.knative.dev/window", "2s"),
+            (keys::IDLE, "sleep"),
+            (keys::FREEZE_RETENTION, "forever"),
+        ] {
+            svc.spec
+                .template
+                .metadata
+                .annotations
+                .insert(key.into(), value.into());
+        }
+        for (key, value) in [
+            (crate::canary::STEPS, "50,10"),
+            (crate::canary::SUCCESS_RATE, "101"),
+            (keys::ROLLOUT_DURATION, "later"),
+        ] {
+            svc.metadata.annotations.insert(key.into(), value.into());
+        }
+        let r = validate_service(&svc);
+        let paths: Vec<_> = r.errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "spec.template.metadata.annotations.autoscaling.knative.dev/metric",
+                "spec.template.metadata.annotations.autoscaling.knative.dev/min-scale",
+                "spec.template.metadata.annotations.autoscaling.knative.dev/window",
+                "spec.template.metadata.annotations.paas.dev/idle",
+                "spec.template.metadata.annotations.paas.dev/freeze-retention",
+                "metadata.annotations.canary.paas.dev/steps",
+                "metadata.annotations.canary.paas.dev/success-rate",
+                "metadata.annotations.serving.knative.dev/rollout-duration",
+            ],
+            "{:?}",
+            r.errors
+        );
+        assert_eq!(
+            r.errors[3].message,
+            "\"sleep\" is not an idle policy: use stop or freeze"
         );
     }
 }
