@@ -105,4 +105,15 @@ mod tests {
             assert_eq!(parse(s), Err(DurationError::Malformed(s.to_owned())), "{s}");
         }
     }
+
+    #[test]
+    fn parse_duration_is_parse_without_the_reason() {
+        assert_eq!(parse_duration("60s"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("30"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("ten"), None);
+        assert_eq!(parse_duration("5x"), None);
+    }
 }

@@ -1,8 +1,13 @@
 //! Scaling settings: the platform's defaults (Knative's `config-autoscaler`) and each
-//! revision's `autoscaling.knative.dev/*` annotations on top of them.
+//! revision's `autoscaling.knative.dev/*` annotations on top of them (parsed in
+//! `paas_api::annotations::autoscaling`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+use paas_api::annotations::autoscaling::{self, AutoscalingAnnotations};
+pub use paas_api::annotations::autoscaling::{Metric, PREFIX};
+pub use paas_api::annotations::AnnotationError;
 
 /// Platform-wide defaults, as Knative ships them.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,13 +124,6 @@ impl AutoscalerConfig {
     }
 }
 
-/// Which signal scaling follows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Metric {
-    Concurrency,
-    Rps,
-}
-
 /// The settings of one revision, resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScalingSpec {
@@ -151,49 +149,17 @@ pub struct ScalingSpec {
     pub enable_scale_to_zero: bool,
 }
 
-/// An annotation that could not be used, with why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("annotation {key}: {problem}")]
-pub struct AnnotationError {
-    pub key: String,
-    pub problem: String,
-}
-
-pub const PREFIX: &str = "autoscaling.knative.dev/";
-
 impl ScalingSpec {
-    /// Resolve a revision's annotations against the platform defaults.
+    /// A revision's annotations (parsed by api) over the platform's defaults; every
+    /// problem at once, the platform's own rules included.
     /// `container_concurrency` 0 means unlimited; when set it is the default target.
     pub fn resolve(
         config: &AutoscalerConfig,
         annotations: &BTreeMap<String, String>,
         container_concurrency: u32,
     ) -> Result<Self, Vec<AnnotationError>> {
-        let mut errors = Vec::new();
-        let get = |name: &str| {
-            annotations
-                .get(&format!("{PREFIX}{name}"))
-                .map(|v| (name.to_owned(), v.trim().to_owned()))
-        };
-        let mut err = |key: &str, problem: String| {
-            errors.push(AnnotationError {
-                key: format!("{PREFIX}{key}"),
-                problem,
-            })
-        };
-
-        let metric = match get("metric") {
-            None => Metric::Concurrency,
-            Some((_, v)) if v == "concurrency" => Metric::Concurrency,
-            Some((_, v)) if v == "rps" => Metric::Rps,
-            Some((k, v)) => {
-                err(
-                    &k,
-                    format!("{v:?} is not a metric paas scales on: use concurrency or rps"),
-                );
-                Metric::Concurrency
-            }
-        };
+        let (parsed, mut errors) = autoscaling::parse(annotations);
+        let metric = parsed.metric.unwrap_or(Metric::Concurrency);
         let default_target = match metric {
             Metric::Rps => config.requests_per_second_target_default,
             Metric::Concurrency if container_concurrency > 0 => {
@@ -201,78 +167,28 @@ impl ScalingSpec {
             }
             Metric::Concurrency => config.container_concurrency_target_default,
         };
-        let mut number = |name: &str, min: f64, max: f64| -> Option<f64> {
-            let (k, v) = get(name)?;
-            match v.parse::<f64>() {
-                Ok(n) if n >= min && n <= max => Some(n),
-                _ => {
-                    err(&k, format!("{v:?} must be a number from {min} to {max}"));
-                    None
-                }
-            }
-        };
-        let target = number("target", 0.01, f64::MAX).unwrap_or(default_target);
-        let utilization = number("target-utilization-percentage", 1.0, 100.0)
+        let target = parsed.target.unwrap_or(default_target);
+        let utilization = parsed
+            .target_utilization_percentage
             .unwrap_or(config.container_concurrency_target_percentage);
-        let panic_window_pct =
-            number("panic-window-percentage", 1.0, 100.0).unwrap_or(config.panic_window_percentage);
-        let panic_threshold_pct = number("panic-threshold-percentage", 110.0, 1000.0)
+        let panic_window_pct = parsed
+            .panic_window_percentage
+            .unwrap_or(config.panic_window_percentage);
+        let panic_threshold_pct = parsed
+            .panic_threshold_percentage
             .unwrap_or(config.panic_threshold_percentage);
-        let tbc =
-            number("target-burst-capacity", -1.0, f64::MAX).unwrap_or(config.target_burst_capacity);
-        let min_scale =
-            number("min-scale", 0.0, f64::from(u32::MAX)).map_or(config.min_scale, |n| n as u32);
-        let max_scale =
-            number("max-scale", 0.0, f64::from(u32::MAX)).map_or(config.max_scale, |n| n as u32);
-        let initial_scale = number("initial-scale", 0.0, f64::from(u32::MAX))
-            .map_or(config.initial_scale, |n| n as u32);
-        let activation_scale = number("activation-scale", 1.0, f64::from(u32::MAX))
-            .map_or(config.activation_scale, |n| n as u32);
+        let tbc = parsed
+            .target_burst_capacity
+            .unwrap_or(config.target_burst_capacity);
+        let (min_scale, max_scale, initial_scale) = scales(config, &parsed);
+        let activation_scale = parsed.activation_scale.unwrap_or(config.activation_scale);
+        let stable_window = parsed.window.unwrap_or(config.stable_window);
+        let scale_down_delay = parsed.scale_down_delay.unwrap_or(config.scale_down_delay);
+        let retention = parsed
+            .scale_to_zero_pod_retention_period
+            .unwrap_or(config.scale_to_zero_pod_retention_period);
 
-        let mut duration = |name: &str, min: Duration, max: Duration| -> Option<Duration> {
-            let (k, v) = get(name)?;
-            match parse_duration(&v) {
-                Some(d) if d >= min && d <= max => Some(d),
-                _ => {
-                    err(
-                        &k,
-                        format!(
-                            "{v:?} must be a duration from {}s to {}s, like 60s or 1m30s",
-                            min.as_secs(),
-                            max.as_secs()
-                        ),
-                    );
-                    None
-                }
-            }
-        };
-        let stable_window = duration("window", Duration::from_secs(6), Duration::from_secs(3600))
-            .unwrap_or(config.stable_window);
-        let scale_down_delay = duration(
-            "scale-down-delay",
-            Duration::ZERO,
-            Duration::from_secs(3600),
-        )
-        .unwrap_or(config.scale_down_delay);
-        let retention = duration(
-            "scale-to-zero-pod-retention-period",
-            Duration::ZERO,
-            Duration::from_secs(3600),
-        )
-        .unwrap_or(config.scale_to_zero_pod_retention_period);
-
-        if max_scale > 0 && min_scale > max_scale {
-            err(
-                "min-scale",
-                format!("{min_scale} is above max-scale {max_scale}"),
-            );
-        }
-        if initial_scale == 0 && !config.allow_zero_initial_scale {
-            err(
-                "initial-scale",
-                "0 is not allowed on this platform (allow-zero-initial-scale is off)".into(),
-            );
-        }
+        errors.extend(platform_checks(config, &parsed));
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -299,9 +215,51 @@ impl ScalingSpec {
             enable_scale_to_zero: config.enable_scale_to_zero,
         })
     }
+
+    /// The problems of a revision template's annotations that only this platform's
+    /// settings reveal; api's validation (`paas apply`, the REST API) reports the
+    /// others, so the REST API adds just these.
+    pub fn platform_problems(
+        config: &AutoscalerConfig,
+        annotations: &BTreeMap<String, String>,
+    ) -> Vec<AnnotationError> {
+        platform_checks(config, &autoscaling::parse(annotations).0)
+    }
 }
 
-pub use paas_api::duration::parse_duration;
+/// Min, max and initial scale: the annotations' or the platform's.
+fn scales(config: &AutoscalerConfig, parsed: &AutoscalingAnnotations) -> (u32, u32, u32) {
+    (
+        parsed.min_scale.unwrap_or(config.min_scale),
+        parsed.max_scale.unwrap_or(config.max_scale),
+        parsed.initial_scale.unwrap_or(config.initial_scale),
+    )
+}
+
+/// What only the platform's settings make wrong: a min-scale above the max-scale when
+/// one of them is the platform's (api compares two given in annotations), an initial
+/// scale of 0 the platform forbids.
+fn platform_checks(
+    config: &AutoscalerConfig,
+    parsed: &AutoscalingAnnotations,
+) -> Vec<AnnotationError> {
+    let mut errors = Vec::new();
+    let (min_scale, max_scale, initial_scale) = scales(config, parsed);
+    let both_given = parsed.min_scale.is_some() && parsed.max_scale.is_some();
+    if !both_given && max_scale > 0 && min_scale > max_scale {
+        errors.push(AnnotationError {
+            key: autoscaling::MIN_SCALE.into(),
+            problem: format!("{min_scale} is above max-scale {max_scale}"),
+        });
+    }
+    if initial_scale == 0 && !config.allow_zero_initial_scale {
+        errors.push(AnnotationError {
+            key: autoscaling::INITIAL_SCALE.into(),
+            problem: "0 is not allowed on this platform (allow-zero-initial-scale is off)".into(),
+        });
+    }
+    errors
+}
 
 #[cfg(test)]
 mod tests {
@@ -396,13 +354,58 @@ mod tests {
     }
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("60s"), Some(Duration::from_secs(60)));
-        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
-        assert_eq!(parse_duration("30"), Some(Duration::from_secs(30)));
-        assert_eq!(parse_duration("ten"), None);
-        assert_eq!(parse_duration("5x"), None);
+    fn the_platforms_bounds_are_checked_where_annotations_meet_them() {
+        let platform = AutoscalerConfig {
+            max_scale: 3,
+            ..AutoscalerConfig::default()
+        };
+        // A min-scale above the platform's max-scale, an initial scale of 0 the
+        // platform forbids, and a value that does not parse: all named at once.
+        let a = annotations(&[
+            ("min-scale", "5"),
+            ("initial-scale", "0"),
+            ("metric", "cpu"),
+        ]);
+        let errors = ScalingSpec::resolve(&platform, &a, 0).unwrap_err();
+        let said: Vec<_> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            said,
+            [
+                "annotation autoscaling.knative.dev/metric: \"cpu\" is not a metric paas scales on: use concurrency or rps",
+                "annotation autoscaling.knative.dev/min-scale: 5 is above max-scale 3",
+                "annotation autoscaling.knative.dev/initial-scale: 0 is not allowed on this platform (allow-zero-initial-scale is off)",
+            ]
+        );
+        // A max-scale annotation replaces the platform's.
+        let a = annotations(&[("min-scale", "5"), ("max-scale", "8")]);
+        let s = ScalingSpec::resolve(&platform, &a, 0).unwrap();
+        assert_eq!((s.min_scale, s.max_scale), (5, 8));
+    }
+
+    #[test]
+    fn platform_problems_are_those_api_cannot_see() {
+        let platform = AutoscalerConfig {
+            max_scale: 3,
+            ..AutoscalerConfig::default()
+        };
+        let a = annotations(&[
+            ("min-scale", "5"),
+            ("initial-scale", "0"),
+            ("metric", "cpu"),
+        ]);
+        let keys: Vec<_> = ScalingSpec::platform_problems(&platform, &a)
+            .into_iter()
+            .map(|e| e.key)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "autoscaling.knative.dev/min-scale",
+                "autoscaling.knative.dev/initial-scale"
+            ]
+        );
+        // Two given in annotations are api's to compare.
+        let a = annotations(&[("min-scale", "5"), ("max-scale", "4")]);
+        assert_eq!(ScalingSpec::platform_problems(&platform, &a), []);
     }
 }

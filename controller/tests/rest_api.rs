@@ -605,3 +605,20 @@ async fn deleting_a_service_deletes_its_route_configuration_and_revisions() {
     }
     assert_eq!(left, ["Revision other-00001"]);
 }
+
+#[tokio::test]
+async fn bad_annotations_are_422_naming_each_annotation_as_paas_apply_does() {
+    let api = start().await;
+    let mut svc = service("hello");
+    svc["spec"]["template"]["metadata"] = json!({"annotations": {
+        "autoscaling.knative.dev/min-scale": "abc",
+        "paas.dev/idle": "sleep",
+    }});
+    let (named, body) = invalid_fields(&api, SERVICES, &svc).await;
+    for field in [
+        "spec.template.metadata.annotations.autoscaling.knative.dev/min-scale",
+        "spec.template.metadata.annotations.paas.dev/idle",
+    ] {
+        assert!(named.iter().any(|n| n == field), "{field}: {body}");
+    }
+}

@@ -210,7 +210,7 @@ pub(crate) struct UpArgs {
 }
 
 fn duration(s: &str) -> Result<std::time::Duration, String> {
-    paas_autoscaler::config::parse_duration(s)
+    paas_api::duration::parse_duration(s)
         .ok_or_else(|| format!("{s:?} is not a duration like 30s, 1m30s or 500ms"))
 }
 

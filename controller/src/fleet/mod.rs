@@ -59,27 +59,24 @@ impl IdlePolicy {
     /// A frozen replica is stopped after this long without a request.
     pub const DEFAULT_RETENTION: Duration = Duration::from_secs(15 * 60);
 
-    /// Read `paas.dev/idle` and `paas.dev/freeze-retention`.
+    /// `paas.dev/idle` and `paas.dev/freeze-retention` (parsed by api) over the
+    /// defaults; every problem, joined.
     pub fn from_annotations(
         annotations: &std::collections::BTreeMap<String, String>,
     ) -> Result<Self, String> {
-        let retention = match annotations.get(paas_api::keys::FREEZE_RETENTION) {
-            None => Self::DEFAULT_RETENTION,
-            Some(v) => paas_autoscaler::config::parse_duration(v).ok_or_else(|| {
-                format!(
-                    "annotation {}: {v:?} is not a duration like 15m or 90s",
-                    paas_api::keys::FREEZE_RETENTION
-                )
-            })?,
-        };
-        match annotations.get(paas_api::keys::IDLE).map(|v| v.trim()) {
-            None | Some("stop") => Ok(IdlePolicy::Stop),
-            Some("freeze") => Ok(IdlePolicy::Freeze { retention }),
-            Some(other) => Err(format!(
-                "annotation {}: {other:?} is not an idle policy: use stop or freeze",
-                paas_api::keys::IDLE
-            )),
-        }
+        use paas_api::annotations::idle::{self, Idle};
+        let parsed = idle::parse(annotations).map_err(|problems| {
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
+        let retention = parsed.freeze_retention.unwrap_or(Self::DEFAULT_RETENTION);
+        Ok(match parsed.idle {
+            None | Some(Idle::Stop) => IdlePolicy::Stop,
+            Some(Idle::Freeze) => IdlePolicy::Freeze { retention },
+        })
     }
 }
 

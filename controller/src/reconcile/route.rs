@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use paas_api::canary::canary_spec;
 use paas_api::condition::ConditionStatus;
+use paas_api::duration::parse_duration;
 use paas_api::eventing::Broker;
 use paas_api::keys;
 use paas_api::serving::{service_url, Addressable, TrafficTarget};
 use paas_api::serving::{CanaryPhase, RouteStatus};
 use paas_api::{Configuration, Object, Revision, Route};
-use paas_autoscaler::config::parse_duration;
 use paas_eventing::cloudevent::{CloudEvent, Data};
 use paas_gateway::{RevisionKey, WeightedRevision};
 
