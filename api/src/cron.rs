@@ -292,6 +292,29 @@ mod tests {
         }
     }
 
+    /// croner reads all of these; Knative's PingSource (robfig/cron's standard
+    /// parser) takes none of them, nor does this grammar.
+    #[test]
+    fn what_croner_reads_but_pingsource_does_not_is_refused() {
+        for (s, says) in [
+            ("0 * * * * *", "has 6 fields"),
+            ("0 0 * * * * 2030", "has 7 fields"),
+            (
+                "0 0 L * *",
+                "field 3 (day of month): \"L\" is not a day of month",
+            ),
+            ("0 0 15W * *", "field 3 (day of month)"),
+            ("0 0 * * 5#2", "field 5 (day of week)"),
+            ("0 0 * * 5L", "field 5 (day of week)"),
+            ("0 0 1 * +mon", "field 5 (day of week)"),
+            ("mon * * * *", "field 1 (minute): \"mon\" is not a minute"),
+            ("@Daily", "not a schedule macro"),
+        ] {
+            let e = Schedule::parse(s).unwrap_err();
+            assert!(e.contains(says), "{s}: {e}");
+        }
+    }
+
     #[test]
     fn mistakes_say_which_field() {
         for (s, says) in [
