@@ -19,8 +19,15 @@ use crate::changed::Changed;
 use crate::reconcile::{self, configuration_of, Action, Context};
 use crate::store::{key_of, ObjectKey, StoreExt, WatchEvent};
 
-/// Everything is looked at again this often, whatever the events said.
+/// Eventing objects (brokers, triggers, flows, sources) are looked at again this often,
+/// whatever the events said: their reconcilers also keep dispatchers and topics, which
+/// tell the controller nothing when they fail.
 const RESYNC: Duration = Duration::from_secs(30);
+/// Serving objects (services, configurations, revisions, routes) read the store, whose
+/// watch tells every change, and the fleet, which tells every change of replicas: a look
+/// at all of them is only a safety net, taken every this many resyncs (10 minutes, where
+/// Knative's informers take 10 hours), so that an idle platform does no work per service.
+const SERVING_RESYNC_EVERY: u32 = 20;
 
 type WorkQueue = crate::work_queue::WorkQueue<ObjectKey>;
 
@@ -32,6 +39,7 @@ pub async fn run(ctx: Arc<Context>, fleet_changes: Arc<Changed<RevisionKey>>) {
     let mut adopted = false;
     let mut resync = tokio::time::interval(RESYNC);
     resync.tick().await;
+    let mut resyncs: u32 = 0;
     loop {
         while let Some(key) = queue.pop(Instant::now()) {
             let started = std::time::Instant::now();
@@ -69,7 +77,13 @@ pub async fn run(ctx: Arc<Context>, fleet_changes: Arc<Changed<RevisionKey>>) {
                 }
             }
             () = sleep_until(next_due) => {}
-            _ = resync.tick() => enqueue_all(&ctx, &mut queue).await,
+            _ = resync.tick() => {
+                resyncs = resyncs.wrapping_add(1);
+                if resyncs % SERVING_RESYNC_EVERY == 0 {
+                    enqueue_serving(&ctx, &mut queue).await;
+                }
+                enqueue_eventing(&ctx, &mut queue).await;
+            }
         }
     }
 }
@@ -262,6 +276,11 @@ async fn forget_deleted_revisions(ctx: &Context) {
 }
 
 async fn enqueue_all(ctx: &Context, queue: &mut WorkQueue) {
+    enqueue_serving(ctx, queue).await;
+    enqueue_eventing(ctx, queue).await;
+}
+
+async fn enqueue_serving(ctx: &Context, queue: &mut WorkQueue) {
     // Revisions first: on a restart they tell the fleet what to keep before anything else.
     if let Ok(all) = ctx.store.list::<Revision>(None).await {
         for o in all {
@@ -283,6 +302,10 @@ async fn enqueue_all(ctx: &Context, queue: &mut WorkQueue) {
             queue.push(key_of::<Route>(o.namespace(), o.name()));
         }
     }
+    forget_deleted_revisions(ctx).await;
+}
+
+async fn enqueue_eventing(ctx: &Context, queue: &mut WorkQueue) {
     if let Ok(all) = ctx.store.list::<Broker>(None).await {
         for o in all {
             queue.push(key_of::<Broker>(o.namespace(), o.name()));
@@ -313,7 +336,6 @@ async fn enqueue_all(ctx: &Context, queue: &mut WorkQueue) {
             queue.push(key_of::<KafkaSource>(o.namespace(), o.name()));
         }
     }
-    forget_deleted_revisions(ctx).await;
 }
 
 async fn reconcile_key(
@@ -365,5 +387,183 @@ async fn reconcile_key(
             None => Ok(Action::Done),
         },
         _ => Ok(Action::Done),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use paas_api::keys;
+    use paas_api::serving::ConfigurationSpec;
+    use paas_autoscaler::{Autoscaler, AutoscalerConfig};
+    use paas_eventing::dispatcher::Dispatchers;
+    use paas_eventing::log::{EmbeddedLog, Retention};
+    use paas_eventing::transport::HttpTransport;
+    use paas_eventing::EventLog;
+    use paas_gateway::RoutingTable;
+    use paas_runtime::process::ProcessRuntime;
+
+    use super::*;
+    use crate::clusters::SourceClusters;
+    use crate::fleet::Fleet;
+    use crate::store::{SqliteStore, Store};
+
+    /// A context on a store in a fresh directory; the directory is removed on drop.
+    struct Fixture {
+        ctx: Context,
+        dir: std::path::PathBuf,
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn fixture() -> Fixture {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "paas-controller-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
+        let table = RoutingTable::new();
+        let runtime = ProcessRuntime::new(&dir).unwrap();
+        let fleet = Fleet::new(runtime, table.clone(), Arc::new(Changed::default()));
+        let autoscaler = Autoscaler::new(AutoscalerConfig::default(), fleet.clone());
+        let event_log: Arc<dyn EventLog> =
+            EmbeddedLog::open(&dir.join("eventlog"), Retention::default()).unwrap();
+        let ctx = Context {
+            dispatchers: Dispatchers::new(event_log.clone(), Arc::new(HttpTransport::new())),
+            event_log,
+            store,
+            fleet,
+            autoscaler,
+            table,
+            http_port: 8080,
+            keep_revisions: 20,
+            tickers: Arc::default(),
+            source_clusters: Arc::new(SourceClusters::new(None)),
+            clock: chrono::Utc::now,
+        };
+        Fixture { ctx, dir }
+    }
+
+    fn revision_of(configuration: &str, n: u32) -> Revision {
+        let mut rev = Revision {
+            metadata: paas_api::ObjectMeta::named("default", &format!("{configuration}-{n:05}")),
+            ..Revision::default()
+        };
+        rev.metadata
+            .labels
+            .insert(keys::CONFIGURATION_LABEL.into(), configuration.into());
+        rev
+    }
+
+    fn drain(queue: &mut WorkQueue) -> Vec<String> {
+        let mut keys: Vec<String> = std::iter::from_fn(|| queue.pop(Instant::now()))
+            .map(|k| k.to_string())
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    #[tokio::test]
+    async fn a_configuration_change_queues_its_own_revisions_and_no_other() {
+        let f = fixture();
+        let store = &f.ctx.store;
+        for name in ["hello", "other", "hello-world"] {
+            let cfg = Configuration {
+                metadata: paas_api::ObjectMeta::named("default", name),
+                spec: ConfigurationSpec::default(),
+                ..Configuration::default()
+            };
+            store.create(&cfg).await.unwrap();
+            for n in 1..=3 {
+                store.create(&revision_of(name, n)).await.unwrap();
+            }
+        }
+        let mut queue = WorkQueue::default();
+        let changed = key_of::<Configuration>("default", "hello");
+        handle_event(&f.ctx, Ok(WatchEvent::Upserted(changed)), &mut queue).await;
+        assert_eq!(
+            drain(&mut queue),
+            [
+                "Configuration default/hello",
+                "Revision default/hello-00001",
+                "Revision default/hello-00002",
+                "Revision default/hello-00003",
+                "Route default/hello",
+                "Service default/hello",
+            ]
+        );
+
+        let changed = key_of::<Route>("default", "other");
+        handle_event(&f.ctx, Ok(WatchEvent::Upserted(changed)), &mut queue).await;
+        assert_eq!(
+            drain(&mut queue),
+            [
+                "Revision default/other-00001",
+                "Revision default/other-00002",
+                "Revision default/other-00003",
+                "Route default/other",
+                "Service default/other",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_frequent_resync_looks_at_eventing_objects_and_not_at_services() {
+        let f = fixture();
+        let store = &f.ctx.store;
+        for i in 0..3 {
+            let svc = Service::new(
+                "default",
+                &format!("svc-{i}"),
+                paas_api::serving::ServiceSpec::default(),
+            );
+            store.create(&svc).await.unwrap();
+        }
+        let broker = Broker {
+            metadata: paas_api::ObjectMeta::named("default", "default"),
+            ..Broker::default()
+        };
+        store.create(&broker).await.unwrap();
+        let mut queue = WorkQueue::default();
+        enqueue_eventing(&f.ctx, &mut queue).await;
+        assert_eq!(drain(&mut queue), ["Broker default/default"]);
+        enqueue_all(&f.ctx, &mut queue).await;
+        assert_eq!(
+            drain(&mut queue),
+            [
+                "Broker default/default",
+                "Service default/svc-0",
+                "Service default/svc-1",
+                "Service default/svc-2",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_deleted_route_leaves_the_gateway_and_the_others_stay() {
+        let f = fixture();
+        for name in ["a", "b"] {
+            let route = Route {
+                metadata: paas_api::ObjectMeta::named("default", name),
+                ..Route::default()
+            };
+            reconcile::route::publish_route(&f.ctx, &route).await;
+        }
+        let b = f.ctx.table.route("b.default.localhost").unwrap();
+        let gone = key_of::<Route>("default", "a");
+        let mut queue = WorkQueue::default();
+        handle_event(&f.ctx, Ok(WatchEvent::Deleted(gone)), &mut queue).await;
+        assert!(f.ctx.table.route("a.default.localhost").is_none());
+        let still = f.ctx.table.route("b.default.localhost").unwrap();
+        assert!(Arc::ptr_eq(&b, &still));
     }
 }
