@@ -6,6 +6,8 @@ pub mod clusters;
 pub mod collector;
 pub mod controller;
 pub mod crash_backoff;
+#[cfg(test)]
+mod fake_runtime;
 pub mod fleet;
 pub mod reconcile;
 pub mod rest;

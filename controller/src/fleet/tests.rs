@@ -1,6 +1,7 @@
 //! The fleet end to end, against in-memory runtimes, on a paused clock.
 
 use super::*;
+use crate::fake_runtime::{Call, FakeRuntime};
 use paas_runtime::Replica;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -97,126 +98,6 @@ async fn a_revision_that_cannot_start_backs_off_as_crash_loop_back_off() {
     assert!(observed.next_start.is_some(), "{observed:?}");
     assert!(observed.start_error.is_some(), "{observed:?}");
     assert_eq!(changes.take(), [key]);
-}
-
-/// What the fleet asked of a [`FakeRuntime`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Call {
-    Start(String),
-    Stop(String),
-    Freeze(String),
-    Thaw(String),
-}
-
-/// An in-memory runtime: a replica is a listening socket on 127.0.0.1 (so that TCP
-/// probes pass), and every call is recorded.
-#[derive(Debug, Default)]
-struct FakeRuntime {
-    inner: Mutex<FakeInner>,
-}
-
-#[derive(Debug, Default)]
-struct FakeInner {
-    replicas: Vec<(Replica, std::net::TcpListener)>,
-    calls: Vec<Call>,
-    lists: u32,
-    started: u32,
-}
-
-impl FakeRuntime {
-    fn lock(&self) -> std::sync::MutexGuard<'_, FakeInner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A replica running before the fleet started (as after a restart of paas).
-    fn running(&self, id: &str, revision: &str, uid: &str) {
-        let replica = fake_replica(id, revision, uid);
-        self.lock().replicas.push(replica);
-    }
-
-    fn calls(&self) -> Vec<Call> {
-        self.lock().calls.clone()
-    }
-
-    fn ids(&self) -> Vec<String> {
-        self.lock()
-            .replicas
-            .iter()
-            .map(|(r, _)| r.id.clone())
-            .collect()
-    }
-}
-
-fn fake_replica(id: &str, revision: &str, uid: &str) -> (Replica, std::net::TcpListener) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let replica = Replica {
-        id: id.into(),
-        namespace: "default".into(),
-        revision: revision.into(),
-        revision_uid: uid.into(),
-        address: Some(listener.local_addr().unwrap()),
-        state: paas_runtime::ReplicaState::Running,
-    };
-    (replica, listener)
-}
-
-#[async_trait::async_trait]
-impl Runtime for FakeRuntime {
-    fn name(&self) -> &'static str {
-        "fake"
-    }
-    fn check(&self, _spec: &ReplicaSpec) -> paas_runtime::Result<()> {
-        Ok(())
-    }
-    async fn start(&self, spec: &ReplicaSpec) -> paas_runtime::Result<Replica> {
-        let mut inner = self.lock();
-        inner.started += 1;
-        let id = format!("{}-{}", spec.revision, inner.started);
-        let (replica, listener) = fake_replica(&id, &spec.revision, &spec.revision_uid);
-        inner.replicas.push((replica.clone(), listener));
-        inner.calls.push(Call::Start(id));
-        Ok(replica)
-    }
-    async fn stop(&self, id: &str, _grace: Duration) -> paas_runtime::Result<()> {
-        let mut inner = self.lock();
-        inner.replicas.retain(|(r, _)| r.id != id);
-        inner.calls.push(Call::Stop(id.into()));
-        Ok(())
-    }
-    async fn list(&self) -> paas_runtime::Result<Vec<Replica>> {
-        let mut inner = self.lock();
-        inner.lists += 1;
-        Ok(inner.replicas.iter().map(|(r, _)| r.clone()).collect())
-    }
-    async fn logs(&self, _id: &str, _tail: usize) -> paas_runtime::Result<Vec<String>> {
-        Ok(vec![])
-    }
-    async fn freeze(&self, id: &str) -> paas_runtime::Result<()> {
-        self.set_state(
-            id,
-            paas_runtime::ReplicaState::Frozen,
-            Call::Freeze(id.into()),
-        );
-        Ok(())
-    }
-    async fn thaw(&self, id: &str) -> paas_runtime::Result<()> {
-        self.set_state(
-            id,
-            paas_runtime::ReplicaState::Running,
-            Call::Thaw(id.into()),
-        );
-        Ok(())
-    }
-}
-
-impl FakeRuntime {
-    fn set_state(&self, id: &str, state: paas_runtime::ReplicaState, call: Call) {
-        let mut inner = self.lock();
-        for (r, _) in inner.replicas.iter_mut().filter(|(r, _)| r.id == id) {
-            r.state = state;
-        }
-        inner.calls.push(call);
-    }
 }
 
 fn serving(name: &str, idle: IdlePolicy) -> (RevisionKey, Desired) {
@@ -352,7 +233,7 @@ async fn an_idle_fleet_lists_once_a_second_whatever_its_revisions() {
     let run = tokio::spawn(fleet.clone().run());
     tokio::time::sleep(Duration::from_secs(60)).await;
     run.abort();
-    let lists = runtime.lock().lists;
+    let lists = runtime.lists();
     // One list a second (plus the one at once), not one per revision.
     assert!((60..=62).contains(&lists), "{lists} lists in a minute");
     assert_eq!(runtime.calls(), []);

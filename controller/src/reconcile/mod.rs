@@ -135,14 +135,4 @@ pub(crate) fn ready_status(rev: &Revision) -> ConditionStatus {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn revision_names_parse() {
-        assert_eq!(revision_number("hello-00002"), Some(2));
-        assert_eq!(configuration_of("my-app-00010"), Some("my-app"));
-        assert_eq!(revision_number("hello"), None);
-        assert_eq!(configuration_of("hello-2"), None);
-    }
-}
+mod tests;
