@@ -104,6 +104,18 @@ async fn call(
     authorization: &str,
     body: Option<&Value>,
 ) -> (StatusCode, Value) {
+    let (status, _, value) = send(api, method, path, authorization, body).await;
+    (status, value)
+}
+
+/// `call`, with the answer's headers.
+async fn send(
+    api: &Api,
+    method: &str,
+    path: &str,
+    authorization: &str,
+    body: Option<&Value>,
+) -> (StatusCode, http::HeaderMap, Value) {
     let stream = TcpStream::connect(api.addr).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -119,10 +131,10 @@ async fn call(
         .body(Full::new(body))
         .unwrap();
     let resp = sender.send_request(req).await.unwrap();
-    let status = resp.status();
+    let (status, headers) = (resp.status(), resp.headers().clone());
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
     let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    (status, value)
+    (status, headers, value)
 }
 
 async fn authorized(
@@ -615,10 +627,142 @@ async fn bad_annotations_are_422_naming_each_annotation_as_paas_apply_does() {
         "paas.dev/idle": "sleep",
     }});
     let (named, body) = invalid_fields(&api, SERVICES, &svc).await;
-    for field in [
-        "spec.template.metadata.annotations.autoscaling.knative.dev/min-scale",
-        "spec.template.metadata.annotations.paas.dev/idle",
+    // Each once: api's validation names them, the platform's checks add nothing.
+    assert_eq!(
+        named,
+        [
+            "spec.template.metadata.annotations.autoscaling.knative.dev/min-scale",
+            "spec.template.metadata.annotations.paas.dev/idle",
+        ],
+        "{body}"
+    );
+
+    // What only the platform's settings make wrong is named at the same path: an
+    // initial scale of 0, which the default settings forbid.
+    svc["spec"]["template"]["metadata"] =
+        json!({"annotations": {"autoscaling.knative.dev/initial-scale": "0"}});
+    let (named, body) = invalid_fields(&api, SERVICES, &svc).await;
+    assert_eq!(
+        named,
+        ["spec.template.metadata.annotations.autoscaling.knative.dev/initial-scale"],
+        "{body}"
+    );
+}
+
+/// Only `/healthz` is open: any other path, known or not, wants the token first.
+#[tokio::test]
+async fn every_path_but_healthz_needs_the_token() {
+    let api = start().await;
+    for path in [
+        "/metrics",
+        "/nope",
+        "/apis/nope/v1/things",
+        SERVICES,
+        "/apis/serving.knative.dev/v1/namespaces/default/services/x/y/z/w",
     ] {
-        assert!(named.iter().any(|n| n == field), "{field}: {body}");
+        let (status, body) = call(&api, "GET", path, "Bearer wrong", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}: {body}");
+        assert_eq!(body["reason"], "Unauthorized", "{path}");
     }
+    let (status, _) = call(&api, "POST", "/healthz", "", None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// What each path is answered: empty segments under an apiVersion are ignored, a path
+/// under none is 404, any other a kind does not serve is 405 naming the method and path.
+#[tokio::test]
+async fn paths_are_read_by_their_segments() {
+    let api = start().await;
+    for path in [
+        format!("{SERVICES}/"),
+        "/apis/serving.knative.dev/v1//namespaces/default/services".to_owned(),
+        "/apis/serving.knative.dev/v1/services/".to_owned(),
+    ] {
+        let (status, body) = authorized(&api, "GET", &path, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert_eq!(body["kind"], "List", "{path}");
+    }
+    let (status, body) = authorized(
+        &api,
+        "POST",
+        &format!("{SERVICES}/"),
+        Some(&service("slash")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    let (status, body) = authorized(&api, "GET", "/apis/nope/v1/things", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["message"], "no API at /apis/nope/v1/things");
+    let (status, body) = authorized(&api, "GET", "/apis/serving.knative.dev/v1", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["message"], "no API at /apis/serving.knative.dev/v1");
+
+    for (method, path) in [
+        ("GET", format!("{SERVICES}/x/y/z/w")),
+        (
+            "GET",
+            "/apis/serving.knative.dev/v1/namespaces/default".to_owned(),
+        ),
+        ("GET", format!("{SERVICES}/x/nosuchview")),
+        ("PATCH", format!("{SERVICES}/x")),
+        ("DELETE", SERVICES.to_owned()),
+        ("POST", "/apis/serving.knative.dev/v1/services".to_owned()),
+        ("POST", format!("{SERVICES}/x/logs")),
+    ] {
+        let (status, body) = authorized(&api, method, &path, None).await;
+        assert_eq!(
+            status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}: {body}"
+        );
+        assert_eq!(body["reason"], "MethodNotAllowed");
+        assert_eq!(
+            body["message"],
+            format!("{method} is not allowed on {path}"),
+            "{method} {path}"
+        );
+    }
+    let (status, body) = authorized(
+        &api,
+        "GET",
+        "/apis/serving.knative.dev/v1/namespaces/default/services//x/y/z/w/",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    assert_eq!(
+        body["message"],
+        format!("GET is not allowed on {SERVICES}/x/y/z/w")
+    );
+}
+
+/// A write's warnings come as Kubernetes sends them, a `Warning: 299 - "..."` header
+/// each (`paas apply` prints them); a refusal is JSON, a 401 says the scheme.
+#[tokio::test]
+async fn answers_carry_warnings_content_types_and_the_auth_scheme_as_headers() {
+    let api = start().await;
+    let mut svc = service("hello");
+    svc["metadata"]["generateName"] = "hello-".into();
+    let auth = format!("Bearer {TOKEN}");
+    let (status, headers, body) = send(&api, "POST", SERVICES, &auth, Some(&svc)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let warnings: Vec<_> = headers.get_all("warning").iter().collect();
+    assert_eq!(
+        warnings,
+        ["299 - \"metadata.generateName: is not supported; give metadata.name\""]
+    );
+    assert_eq!(headers["content-type"], "application/json");
+
+    let (status, headers, _) = send(&api, "GET", &format!("{SERVICES}/x"), &auth, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(headers["content-type"], "application/json");
+    let (status, headers, _) = send(&api, "GET", SERVICES, "", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(headers["www-authenticate"], "Bearer");
+    let (_, headers, _) = send(&api, "GET", "/metrics", &auth, None).await;
+    assert_eq!(
+        headers["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
 }

@@ -31,24 +31,20 @@ pub(super) async fn admit<T: Object>(
     Ok(())
 }
 
-/// A service's scaling annotations, idle policy, named revisions and container.
+/// A service's scaling annotations against the platform's settings, its named
+/// revisions and its container.
 async fn service(state: &ApiState, svc: &Service, causes: &mut Vec<Cause>) -> Result<(), ApiError> {
-    if let Err(errors) = paas_autoscaler::ScalingSpec::resolve(
-        &state.ctx.autoscaler.config,
-        &svc.spec.template.metadata.annotations,
-        svc.spec.template.spec.container_concurrency.unwrap_or(0),
-    ) {
-        for e in errors {
-            causes.push((
-                format!("spec.template.metadata.annotations.{}", e.key),
-                e.problem,
-            ));
-        }
-    }
-    if let Err(problem) =
-        crate::fleet::IdlePolicy::from_annotations(&svc.spec.template.metadata.annotations)
+    // api's validation has reported every annotation that is wrong on its own
+    // (autoscaling, paas.dev/idle, ...): only what the platform's settings make wrong
+    // is added, so that no problem is named twice.
+    let annotations = &svc.spec.template.metadata.annotations;
+    for e in
+        paas_autoscaler::ScalingSpec::platform_problems(&state.ctx.autoscaler.config, annotations)
     {
-        causes.push(("spec.template.metadata.annotations".into(), problem));
+        causes.push((
+            format!("spec.template.metadata.annotations.{}", e.key),
+            e.problem,
+        ));
     }
     // Named revisions must exist, and be this service's: a typo is an error now
     // rather than a route that never becomes ready.
