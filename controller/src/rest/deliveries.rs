@@ -2,14 +2,15 @@
 //! flow or source, each with where it reads, where it delivers, its counters and the
 //! last event it finished, for `paas describe`.
 
-use bytes::Bytes;
-use http::{Response, StatusCode};
-use http_body_util::Full;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 use paas_api::Object;
 use paas_eventing::dispatcher::{DispatchSpec, ReplyTo, TriggerMetrics};
 use serde_json::{json, Value};
 
-use super::{json_response, ApiError, ApiState};
+use super::objects::{Api, At};
+use super::ApiError;
 use crate::reconcile::{kafkasource, parallel, pingsource, sequence};
 use crate::store::StoreExt;
 
@@ -101,10 +102,10 @@ fn view(hop: &Hop, key: &str, spec: &DispatchSpec, metrics: &TriggerMetrics) -> 
 /// The hops of the `T` named `ns/name`; 404 when there is no such object (rather than
 /// an empty list, which would read as an object with nothing delivered yet).
 pub(super) async fn deliveries<T: Object>(
-    state: &ApiState,
-    ns: &str,
-    name: &str,
-) -> Result<Response<Full<Bytes>>, ApiError> {
+    State(state): Api,
+    At((ns, name)): At<(String, String)>,
+) -> Result<Response, ApiError> {
+    let (ns, name) = (ns.as_str(), name.as_str());
     if state.ctx.store.get::<T>(ns, name).await?.is_none() {
         return Err(ApiError::NotFound(format!(
             "{} {ns}/{name} not found",
@@ -125,11 +126,7 @@ pub(super) async fn deliveries<T: Object>(
         .collect();
     hops.sort_by_key(|(h, _)| h.order);
     let items: Vec<Value> = hops.into_iter().map(|(_, v)| v).collect();
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"apiVersion": "v1", "kind": "List", "items": items}),
-        &[],
-    ))
+    Ok(Json(json!({"apiVersion": "v1", "kind": "List", "items": items})).into_response())
 }
 
 #[cfg(test)]

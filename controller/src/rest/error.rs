@@ -1,8 +1,9 @@
-//! API failures, answered as Kubernetes `Status` objects.
+//! API failures, answered as Kubernetes `Status` objects: the one place where an
+//! error becomes a response (and a log line, in the request's span).
 
-use bytes::Bytes;
-use http::{header, Response, StatusCode};
-use http_body_util::Full;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 use serde_json::json;
 
 use crate::store::StoreError;
@@ -60,11 +61,15 @@ impl ApiError {
             ApiError::Store(_) | ApiError::Internal(_) => "InternalError",
         }
     }
+}
 
-    pub fn into_response(self) -> Response<Full<Bytes>> {
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
         let status = self.status();
         if status.is_server_error() {
             tracing::error!(error = %self, "API call failed");
+        } else {
+            tracing::debug!(error = %self, "API call refused");
         }
         let causes: Vec<_> = match &self {
             ApiError::Invalid { causes, .. } => causes
@@ -82,17 +87,10 @@ impl ApiError {
             "details": {"causes": causes},
             "code": status.as_u16(),
         });
-        let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
-        *resp.status_mut() = status;
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            header::HeaderValue::from_static("application/json"),
-        );
+        let mut resp = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         resp
     }

@@ -1,21 +1,26 @@
 //! Replica logs of a service or revision.
 
-use bytes::Bytes;
-use http::{Response, StatusCode};
-use http_body_util::Full;
+use axum::extract::{Query, State};
+use axum::http::Uri;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 use paas_api::{keys, Object, Revision};
+use serde::Deserialize;
 use serde_json::json;
 
-use super::{json_response, ApiError, ApiState};
+use super::objects::{Api, At};
+use super::ApiError;
 use crate::store::StoreExt;
 
-pub(super) async fn logs(
-    state: &ApiState,
-    kind: &str,
-    ns: &str,
-    name: &str,
-    tail: usize,
-) -> Result<Response<Full<Bytes>>, ApiError> {
+/// `GET .../{plural}/{name}/logs?tail=N`: the last lines of each replica of a service
+/// (all its revisions) or of a revision.
+pub(super) async fn logs<T: Object>(
+    State(state): Api,
+    At((ns, name)): At<(String, String)>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let (kind, ns, name) = (T::PLURAL, ns.as_str(), name.as_str());
+    let last = tail(&uri);
     let store = &state.ctx.store;
     let revisions: Vec<Revision> = if kind == "services" {
         store
@@ -43,7 +48,7 @@ pub(super) async fn logs(
     for rev in &revisions {
         let uid = rev.metadata.uid.clone().unwrap_or_default();
         for id in state.ctx.fleet.replica_ids(&uid) {
-            let lines = runtime.logs(&id, tail).await.unwrap_or_default();
+            let lines = runtime.logs(&id, last).await.unwrap_or_default();
             replicas.push(json!({
                 "revision": rev.name(),
                 "replica": paas_runtime::short(&id),
@@ -51,9 +56,32 @@ pub(super) async fn logs(
             }));
         }
     }
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({ "replicas": replicas }),
-        &[],
-    ))
+    Ok(Json(json!({ "replicas": replicas })).into_response())
+}
+
+/// `?tail=N` of the logs view: how many lines of each replica, 100 when it is absent
+/// or not a number.
+fn tail(uri: &Uri) -> usize {
+    #[derive(Deserialize)]
+    struct Params {
+        tail: Option<String>,
+    }
+    Query::<Params>::try_from_uri(uri)
+        .ok()
+        .and_then(|Query(p)| p.tail?.parse().ok())
+        .unwrap_or(100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_is_100_unless_a_number_is_given() {
+        let uri = |s: &str| s.parse::<Uri>().unwrap();
+        assert_eq!(tail(&uri("/x?tail=5&dryRun=All")), 5);
+        assert_eq!(tail(&uri("/x?tailx=5")), 100);
+        assert_eq!(tail(&uri("/x?tail=many")), 100);
+        assert_eq!(tail(&uri("/x")), 100);
+    }
 }

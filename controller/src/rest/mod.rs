@@ -3,25 +3,27 @@
 //! bearer token.
 //!
 //! ```text
-//! GET    /healthz                                                     the store's health
-//! GET    /metrics                                                     Prometheus
+//! *      /healthz                                                     the store's health
+//! *      /metrics                                                     Prometheus
 //! *      /apis/{apiVersion}/...                                       objects.rs
 //! ```
 
 mod admission;
+mod auth;
 mod deliveries;
 mod error;
+mod limit;
 mod logs;
 mod objects;
 pub mod token;
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::{header, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper::body::Incoming;
+use axum::extract::State;
+use axum::http::{header, HeaderValue, Request, StatusCode};
+use axum::response::{IntoResponse, IntoResponseParts, Response, ResponseParts};
+use axum::routing::any;
+use axum::{Json, Router};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -29,13 +31,12 @@ use paas_api::{Object, TypeMeta};
 use paas_gateway::Gateway;
 use serde_json::json;
 use tokio::net::TcpListener;
+use tower::{ServiceBuilder, ServiceExt};
+use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 
 use crate::reconcile::Context;
-
-/// Requests larger than this are refused: manifests are small.
-pub(crate) const MAX_BODY: usize = 4 << 20;
 
 #[derive(Debug, Clone)]
 pub struct ApiState {
@@ -74,8 +75,13 @@ pub async fn serve(listener: TcpListener, state: ApiState) {
     serve_with(listener, state, ApiLimits::default()).await;
 }
 
+/// Serve the API on `listener`. The connections are hyper's own rather than
+/// `axum::serve`'s, which has no header-read timeout, head size limit or cap on
+/// connections (`ApiLimits`).
 pub async fn serve_with(listener: TcpListener, state: ApiState, limits: ApiLimits) {
-    let state = Arc::new(state);
+    let app = ServiceBuilder::new()
+        .map_request(objects::normalize_path)
+        .service(router(Arc::new(state)));
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let mut failures = 0u32;
     loop {
@@ -100,12 +106,9 @@ pub async fn serve_with(listener: TcpListener, state: ApiState, limits: ApiLimit
             );
             continue;
         };
-        let state = state.clone();
+        let app = app.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(&state, req).await) }
-            });
+            let service = service_fn(move |req| app.clone().oneshot(req));
             let _ = http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout)
@@ -117,121 +120,96 @@ pub async fn serve_with(listener: TcpListener, state: ApiState, limits: ApiLimit
     }
 }
 
-async fn handle(state: &ApiState, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let result = route(state, req).await;
-    match result {
-        Ok(resp) => resp,
-        Err(e) => {
-            tracing::debug!(%method, %path, error = %e, "API call refused");
-            e.into_response()
-        }
+/// The API's routes and layers. A request meets, in order: its span (whose method and
+/// path the log lines of the call carry, errors included), then, on every path but
+/// `/healthz`, the bearer token's check and the body limit, then its route.
+fn router(state: Arc<ApiState>) -> Router {
+    objects::routes()
+        .route("/metrics", any(metrics))
+        .fallback(objects::unrouted)
+        .layer(limit::layer())
+        .layer(auth::layer(state.token.clone()))
+        .route("/healthz", any(healthz))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request<_>| {
+                    tracing::info_span!("api", method = %req.method(), path = %req.uri().path())
+                })
+                .on_request(())
+                // ApiError's response logs a failure, with its message.
+                .on_failure(()),
+        )
+        .with_state(state)
+}
+
+/// Up means able to serve: a store that no longer reads is not up.
+async fn healthz(State(state): State<Arc<ApiState>>) -> Response {
+    match state.ctx.store.health().await {
+        Ok(()) => text(StatusCode::OK, "ok\n".into()),
+        Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}\n")),
     }
 }
 
-fn authorized(state: &ApiState, req: &Request<Incoming>) -> bool {
-    req.headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(token::bearer)
-        .is_some_and(|t| token::matches(&state.token, t))
-}
-
-async fn route(
-    state: &ApiState,
-    req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, ApiError> {
-    let path = req.uri().path().to_owned();
-    if path == "/healthz" {
-        // Up means able to serve: a store that no longer reads is not up.
-        return Ok(match state.ctx.store.health().await {
-            Ok(()) => text(StatusCode::OK, "ok\n".into()),
-            Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}\n")),
-        });
-    }
-    if !authorized(state, &req) {
-        return Err(ApiError::Unauthorized);
-    }
-    if path == "/metrics" {
-        let mut out = String::new();
-        state.gateway.render_metrics(&mut out);
-        state.ctx.autoscaler.render_metrics(&mut out);
-        state.ingress.render_metrics(&mut out);
-        state.channels.render_metrics(&mut out);
-        state.ctx.dispatchers.render_metrics(&mut out);
-        return Ok(text(StatusCode::OK, out));
-    }
-    let Some((api_version, rest)) = paas_api::kinds::api_versions()
-        .into_iter()
-        .find_map(|v| Some((v, path.strip_prefix(&format!("/apis/{v}/"))?)))
-    else {
-        return Err(ApiError::NotFound(format!("no API at {path}")));
-    };
-    let parts: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-    objects::route(state, req, api_version, &parts).await
+async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
+    let mut out = String::new();
+    state.gateway.render_metrics(&mut out);
+    state.ctx.autoscaler.render_metrics(&mut out);
+    state.ingress.render_metrics(&mut out);
+    state.channels.render_metrics(&mut out);
+    state.ctx.dispatchers.render_metrics(&mut out);
+    text(StatusCode::OK, out)
 }
 
 /// `GET .../revisions/{name}/autoscaler`: what the autoscaler sees and decides.
-fn autoscaler_view(
-    state: &ApiState,
-    ns: &str,
-    name: &str,
-) -> Result<Response<Full<Bytes>>, ApiError> {
+async fn autoscaler_view(
+    State(state): objects::Api,
+    objects::At((ns, name)): objects::At<(String, String)>,
+) -> Result<Response, ApiError> {
     let key = paas_api::RevisionKey {
-        namespace: ns.to_owned(),
-        name: name.to_owned(),
+        namespace: ns.clone(),
+        name: name.clone(),
     };
     let Some(v) = state.ctx.autoscaler.view(&key) else {
         return Err(ApiError::NotFound(format!(
             "the autoscaler does not know revision {ns}/{name}"
         )));
     };
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({
-            "metric": v.metric,
-            "target": v.target,
-            "desired": v.desired,
-            "ready": v.ready,
-            "stable": v.stable,
-            "panic": v.panic,
-            "mode": if v.panicking { "panic" } else { "stable" },
-            "excessBurstCapacity": v.excess_burst_capacity,
-        }),
-        &[],
-    ))
+    Ok(Json(json!({
+        "metric": v.metric,
+        "target": v.target,
+        "desired": v.desired,
+        "ready": v.ready,
+        "stable": v.stable,
+        "panic": v.panic,
+        "mode": if v.panicking { "panic" } else { "stable" },
+        "excessBurstCapacity": v.excess_burst_capacity,
+    }))
+    .into_response())
 }
 
-fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    resp
+/// Prometheus' text format (also `/healthz`'s answer).
+fn text(status: StatusCode, body: String) -> Response {
+    const PLAIN: HeaderValue = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
+    (status, [(header::CONTENT_TYPE, PLAIN)], body).into_response()
 }
 
-pub(crate) fn json_response(
-    status: StatusCode,
-    body: &serde_json::Value,
-    warnings: &[String],
-) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
-    for w in warnings {
-        // The Kubernetes convention: `Warning: 299 - "text"`.
-        let value = format!("299 - {:?}", w.replace('"', "'"));
-        if let Ok(v) = header::HeaderValue::from_str(&value) {
-            resp.headers_mut().append(header::WARNING, v);
+/// The warnings of a write, as Kubernetes answers them: a `Warning: 299 - "text"`
+/// header each.
+#[derive(Debug)]
+struct Warnings(Vec<String>);
+
+impl IntoResponseParts for Warnings {
+    type Error = std::convert::Infallible;
+
+    fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Self::Error> {
+        for w in self.0 {
+            let value = format!("299 - {:?}", w.replace('"', "'"));
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                res.headers_mut().append(header::WARNING, v);
+            }
         }
+        Ok(res)
     }
-    resp
 }
 
 pub(crate) fn to_json<T: Object>(o: &T) -> serde_json::Value {
@@ -239,28 +217,6 @@ pub(crate) fn to_json<T: Object>(o: &T) -> serde_json::Value {
     v["apiVersion"] = T::API_VERSION.into();
     v["kind"] = T::KIND.into();
     v
-}
-
-/// A request's body, refused with 413 once it is over `limit`: at once when its
-/// Content-Length says so, else when that many bytes have come.
-async fn read_body<B>(req: Request<B>, limit: usize) -> Result<Bytes, ApiError>
-where
-    B: hyper::body::Body,
-    B::Error: std::error::Error + Send + Sync + 'static,
-{
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(ApiError::PayloadTooLarge { limit });
-    }
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(ApiError::PayloadTooLarge { limit }),
-        Err(e) => Err(ApiError::BadRequest(format!("reading the body: {e}"))),
-    }
 }
 
 /// Refuse a body whose apiVersion or kind is not the one the path serves (a Deployment
@@ -293,14 +249,13 @@ fn check_type<T: Object>(body: &[u8]) -> Result<(), ApiError> {
 
 /// Parse a request body as `T` (unknown fields name their path) and place it in the
 /// namespace and under the name the path gives, refusing a body that says otherwise.
-pub(crate) async fn read_object<T: Object>(
-    req: Request<Incoming>,
+pub(crate) fn read_object<T: Object>(
+    body: &[u8],
     ns: &str,
     name: Option<&str>,
 ) -> Result<T, ApiError> {
-    let body = read_body(req, MAX_BODY).await?;
-    check_type::<T>(&body)?;
-    let de = &mut serde_json::Deserializer::from_slice(&body);
+    check_type::<T>(body)?;
+    let de = &mut serde_json::Deserializer::from_slice(body);
     let mut o: T = serde_path_to_error::deserialize(de)
         .map_err(|e| ApiError::BadRequest(format!("{}: {}", e.path(), e.inner())))?;
     let meta = o.meta_mut();
@@ -330,16 +285,6 @@ pub(crate) async fn read_object<T: Object>(
 mod tests {
     use super::*;
     use paas_api::Service;
-
-    #[tokio::test]
-    async fn a_body_without_a_length_is_refused_with_413_once_over_the_limit() {
-        let body = |n: usize| Request::new(Full::new(Bytes::from(vec![b'x'; n])));
-        assert!(matches!(
-            read_body(body(11), 10).await,
-            Err(ApiError::PayloadTooLarge { limit: 10 })
-        ));
-        assert_eq!(read_body(body(10), 10).await.unwrap().len(), 10);
-    }
 
     #[test]
     fn a_body_of_another_kind_names_both() {
