@@ -1,7 +1,7 @@
 //! The autoscaler's state for every revision, its tick, and the poke that wakes a
 //! revision from zero at once instead of at the next tick.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -79,25 +79,47 @@ type Series = (
 #[derive(Debug)]
 pub struct Autoscaler {
     pub config: AutoscalerConfig,
-    revisions: Mutex<HashMap<RevisionKey, Entry>>,
+    revisions: Mutex<Revisions>,
     scaler: Arc<dyn Scaler>,
     wake: Notify,
     /// Grows with every removal, so that a sampler knows when to forget keys.
     removals: AtomicU64,
 }
 
+/// Every revision's entry, and which are awake (not at rest): ticks and samples go
+/// over those alone.
+#[derive(Debug, Default)]
+struct Revisions {
+    entries: HashMap<RevisionKey, Entry>,
+    awake: HashSet<RevisionKey>,
+}
+
+impl std::ops::Deref for Revisions {
+    type Target = HashMap<RevisionKey, Entry>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.entries
+    }
+}
+
+impl std::ops::DerefMut for Revisions {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.entries
+    }
+}
+
 impl Autoscaler {
     pub fn new(config: AutoscalerConfig, scaler: Arc<dyn Scaler>) -> Arc<Self> {
         Arc::new(Self {
             config,
-            revisions: Mutex::new(HashMap::new()),
+            revisions: Mutex::new(Revisions::default()),
             scaler,
             wake: Notify::new(),
             removals: AtomicU64::new(0),
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RevisionKey, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Revisions> {
         self.revisions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -137,6 +159,9 @@ impl Autoscaler {
             entry.active = active;
             entry.dirty = true;
         }
+        if changed {
+            revisions.awake.insert(key.clone());
+        }
         drop(revisions);
         // The same registration again (every resync) changes nothing to decide.
         if changed {
@@ -145,7 +170,9 @@ impl Autoscaler {
     }
 
     pub fn remove(&self, key: &RevisionKey) {
-        if self.lock().remove(key).is_some() {
+        let mut revisions = self.lock();
+        revisions.awake.remove(key);
+        if revisions.remove(key).is_some() {
             self.removals.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -191,6 +218,7 @@ impl Autoscaler {
             e.desired = wake;
             e.dirty = true;
             tracing::info!(revision = %key, replicas = wake, "request for a revision at zero: scaling up");
+            revisions.awake.insert(key.clone());
             drop(revisions);
             self.wake.notify_one();
         }
@@ -283,21 +311,19 @@ impl Autoscaler {
     /// The revisions to sample: all but those at rest, which wait at zero for a request
     /// (an idle platform samples nothing).
     pub fn sampled_keys(&self) -> Vec<RevisionKey> {
-        self.lock()
-            .iter()
-            .filter(|(_, e)| !e.window.is_resting())
-            .map(|(k, _)| k.clone())
-            .collect()
+        self.lock().awake.iter().cloned().collect()
     }
 
     /// Decide for every revision not at rest; returns the counts that changed, to
     /// apply. A revision that may rest is put to rest.
     pub fn tick(&self, now: Instant) -> Vec<(RevisionKey, u32)> {
         let mut changes = Vec::new();
-        for (key, e) in self.lock().iter_mut() {
-            if e.window.is_resting() {
-                continue;
-            }
+        let mut revisions = self.lock();
+        let Revisions { entries, awake } = &mut *revisions;
+        awake.retain(|key| {
+            let Some(e) = entries.get_mut(key) else {
+                return false;
+            };
             if e.active && e.reached_initial {
                 if let Some(d) = decide(&e.spec, &e.window, e.ready, &mut e.state, now) {
                     if d.desired != e.desired {
@@ -321,8 +347,10 @@ impl Autoscaler {
                 changes.push((key.clone(), if e.active { e.desired } else { 0 }));
             } else if e.may_rest(now) {
                 e.window.rest(now);
+                return false;
             }
-        }
+            true
+        });
         changes
     }
 
@@ -450,6 +478,61 @@ mod tests {
             }
         }
         assert!(next.is_some_and(|n| n < 3), "{next:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_revision_at_zero_rests_until_a_new_spec_or_a_request_wakes_it() {
+        let config = AutoscalerConfig {
+            scale_to_zero_grace_period: Duration::ZERO,
+            ..AutoscalerConfig::default()
+        };
+        let a = Autoscaler::new(config.clone(), Arc::new(Recorder::default()));
+        let mut ann = BTreeMap::new();
+        ann.insert("autoscaling.knative.dev/window".to_owned(), "6s".to_owned());
+        let spec = ScalingSpec::resolve(&config, &ann, 0).unwrap();
+        a.upsert(&key(), spec.clone(), true, None);
+        a.tick(Instant::now());
+        a.report_ready(&key(), 1);
+        for _ in 0..100 {
+            tokio::time::advance(Duration::from_millis(100)).await;
+            a.record(&key(), 0.0, 0);
+            if a.tick(Instant::now()) == vec![(key(), 0)] {
+                break;
+            }
+        }
+        a.report_ready(&key(), 0);
+        tokio::time::advance(REST_AFTER).await;
+        assert_eq!(a.tick(Instant::now()), vec![]);
+        assert!(a.sampled_keys().is_empty(), "a revision at zero is sampled");
+        assert_eq!(a.keys(), vec![key()]);
+
+        // The same registration again (a resync) leaves it at rest.
+        a.upsert(&key(), spec.clone(), true, None);
+        assert!(a.sampled_keys().is_empty());
+        // A min-scale wakes it, and the next tick scales it up.
+        let mut ann_min = ann.clone();
+        ann_min.insert(
+            "autoscaling.knative.dev/min-scale".to_owned(),
+            "1".to_owned(),
+        );
+        let spec_min = ScalingSpec::resolve(&config, &ann_min, 0).unwrap();
+        a.upsert(&key(), spec_min, true, None);
+        assert_eq!(a.sampled_keys(), vec![key()]);
+        tokio::time::advance(Duration::from_millis(100)).await;
+        a.record(&key(), 0.0, 0);
+        assert_eq!(a.tick(Instant::now()), vec![(key(), 1)]);
+
+        // Back to min-scale 0, at rest again; a request wakes it.
+        a.upsert(&key(), spec, true, None);
+        for _ in 0..100 {
+            tokio::time::advance(Duration::from_millis(100)).await;
+            a.record(&key(), 0.0, 0);
+            a.tick(Instant::now());
+        }
+        assert!(a.sampled_keys().is_empty());
+        a.poke(&key());
+        assert_eq!(a.sampled_keys(), vec![key()]);
+        assert_eq!(a.tick(Instant::now()), vec![(key(), 1)]);
     }
 
     #[tokio::test(start_paused = true)]
