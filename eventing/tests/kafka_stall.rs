@@ -17,14 +17,12 @@
 mod support;
 
 use std::collections::{HashMap, HashSet};
-use std::net::TcpStream as StdTcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use paas_eventing::log::{KafkaConfig, KafkaLog};
 use paas_eventing::{EventLog, InitialOffset};
+use paas_test_kafka::Tansu;
 use support::record;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -39,85 +37,6 @@ const FETCH_WITH_RECORDS: usize = 4096;
 
 /// Kafka's Fetch API key.
 const FETCH: i16 = 1;
-
-/// tansu 0.6.0 as the e2e harness finds it (`scripts/kafka.sh` installs it).
-fn tansu_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("PAAS_TANSU") {
-        return p.into();
-    }
-    std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-        .unwrap_or_default()
-        .join("bin/tansu")
-}
-
-/// A tansu that tells clients to reach it at `advertised` (the proxy).
-struct Broker {
-    child: Child,
-    dir: PathBuf,
-    address: String,
-}
-
-impl Broker {
-    /// tansu must be given its port: one free a moment ago, another tried when some
-    /// other process took it first.
-    fn start(advertised: &str) -> Self {
-        for attempt in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let dir = std::env::temp_dir()
-                .join(format!("paas-kafka-stall-{}-{attempt}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            let log = std::fs::File::create(dir.join("tansu.log")).unwrap();
-            let child = Command::new(tansu_binary())
-                .args(["broker", "--storage-engine", "sqlite://tansu.db"])
-                .arg("--listener-url")
-                .arg(format!("tcp://127.0.0.1:{port}"))
-                .arg("--advertised-listener-url")
-                .arg(format!("tcp://{advertised}"))
-                .current_dir(&dir)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .expect("tansu: run `bash scripts/kafka.sh` to install it");
-            let mut broker = Broker {
-                child,
-                dir,
-                address: format!("127.0.0.1:{port}"),
-            };
-            let deadline = std::time::Instant::now() + Duration::from_secs(20);
-            loop {
-                if StdTcpStream::connect(&broker.address).is_ok() {
-                    return broker;
-                }
-                if broker.child.try_wait().unwrap().is_some() {
-                    break;
-                }
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "tansu did not listen on {} within 20 s",
-                    broker.address
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        panic!("tansu could not start on any of 5 ports");
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// Until when every answer is held, once a fetch with records was seen.
 type Gate = Arc<Mutex<Option<Instant>>>;
@@ -187,7 +106,8 @@ async fn relay(client: TcpStream, upstream: String, gate: Gate, fetches_held: Ar
 async fn a_reader_reads_a_backlog_the_broker_is_slow_to_serve() {
     let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let advertised = proxy.local_addr().unwrap().to_string();
-    let broker = Broker::start(&advertised);
+    // A tansu of its own, telling clients to reach it through the proxy.
+    let broker = Tansu::start_advertising(&advertised);
     let gate: Gate = Arc::default();
     let fetches_held = Arc::new(Mutex::new(0usize));
     {

@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub mod kafka;
+/// The Kafka broker and plain client the tests share with eventing's own (a crate of
+/// their own, so that neither suite depends on the other).
+pub use paas_test_kafka as kafka;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -42,17 +44,6 @@ pub fn binary(name: &str) -> PathBuf {
         path.display()
     );
     path
-}
-
-/// A port free a moment ago. Another process may take it before the caller binds it:
-/// only for programs that must be given their port (tansu) and cannot report one the
-/// system chose.
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The gateway's and the API's ports from `paas up`'s `addresses.json`, once it is

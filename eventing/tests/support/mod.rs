@@ -1,6 +1,6 @@
 //! The two event log backends, for suites that must hold on both: the embedded log in
 //! a temporary directory, and Kafka (a real tansu broker over TCP, see
-//! `paas_e2e::kafka`).
+//! `paas_test_kafka`).
 
 #![allow(dead_code, clippy::unwrap_used)]
 
@@ -41,7 +41,7 @@ pub(crate) fn embedded_dir(topic: &str) -> PathBuf {
 
 /// A Kafka log on the shared broker whose new topics get `partitions` partitions.
 pub(crate) async fn kafka_log(partitions: i32) -> Arc<KafkaLog> {
-    let mut config = KafkaConfig::new(paas_e2e::kafka::broker());
+    let mut config = KafkaConfig::new(paas_test_kafka::broker());
     config.partitions = partitions;
     // Dispatchers join as static members, as under `paas up`.
     config.instance = Some(format!("test-{}", std::process::id()));

@@ -2,19 +2,39 @@
 //! `scripts/kafka.sh`) on a free port with its own SQLite file. [`broker`] is one shared
 //! by the tests of a binary; [`Tansu::start`] gives a test one of its own, to stop and
 //! restart. `PAAS_TEST_KAFKA=HOST:PORT` points [`broker`] at a broker already running.
+//! [`create_topic`], [`produce`] and [`uncommitted`] use a plain rdkafka client, as an
+//! operator's tools or another application's producer would.
+//!
+//! Its own crate, a dev-dependency of eventing's integration tests and a dependency of
+//! the end-to-end harness (`paas-e2e`), so that neither test suite depends on the other
+//! and no test code is compiled into the `paas` binary.
 
-use std::net::TcpStream;
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::free_port;
+/// A port free a moment ago. Another process may take it before the caller binds it:
+/// only for tansu, which must be given its port and cannot report one the system chose.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
 
 /// A tansu broker on 127.0.0.1, stopped when dropped.
 #[derive(Debug)]
 pub struct Tansu {
+    /// `127.0.0.1:PORT`, where it listens.
     pub address: String,
+    /// Where it tells clients to reach it: `address`, unless started with
+    /// [`Tansu::start_advertising`].
+    advertised: String,
     port: u16,
     dir: PathBuf,
     /// The shell that runs tansu and stops it when its stdin closes: that happens when
@@ -61,6 +81,17 @@ fn tansu() -> PathBuf {
 
 impl Tansu {
     pub fn start() -> Self {
+        Self::launch_on_a_free_port(None)
+    }
+
+    /// A broker that tells its clients to reach it at `advertised` (`HOST:PORT`), a
+    /// proxy in front of it for one: after their first request, clients send everything
+    /// there.
+    pub fn start_advertising(advertised: &str) -> Self {
+        Self::launch_on_a_free_port(Some(advertised))
+    }
+
+    fn launch_on_a_free_port(advertised: Option<&str>) -> Self {
         // tansu must be given its port, which it advertises to clients: the port is one
         // that was free a moment ago, and when another process took it first tansu
         // cannot listen on it, and another is tried.
@@ -71,8 +102,10 @@ impl Tansu {
                 std::env::temp_dir().join(format!("paas-tansu-{}-{port}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).unwrap();
+            let address = format!("127.0.0.1:{port}");
             let mut t = Self {
-                address: format!("127.0.0.1:{port}"),
+                advertised: advertised.unwrap_or(&address).to_owned(),
+                address,
                 port,
                 dir,
                 guard: None,
@@ -106,9 +139,10 @@ impl Tansu {
         // says so once more than before.
         let ready_before = ready_lines(&log);
         let url = format!("tcp://127.0.0.1:{}", self.port);
+        let advertised = format!("tcp://{}", self.advertised);
         // A broker that ignores SIGTERM for 10 s is killed: stopping never hangs.
         let script = r#""$0" broker --storage-engine sqlite://tansu.db --listener-url "$1" \
-            --advertised-listener-url "$1" >>tansu.log 2>&1 & pid=$!; echo $pid >tansu.pid
+            --advertised-listener-url "$2" >>tansu.log 2>&1 & pid=$!; echo $pid >tansu.pid
             read _ignored; kill $pid 2>/dev/null
             i=0; while kill -0 $pid 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
             kill -9 $pid 2>/dev/null; wait $pid"#;
@@ -116,6 +150,7 @@ impl Tansu {
             .args(["-c", script])
             .arg(tansu())
             .arg(&url)
+            .arg(&advertised)
             .current_dir(&self.dir)
             .stdin(Stdio::piped())
             .spawn()
