@@ -11,8 +11,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use paas_api::RevisionKey;
 use paas_autoscaler::Autoscaler;
-use paas_gateway::{RevisionKey, RoutingTable};
+use paas_gateway::RoutingTable;
 
 const SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
 

@@ -5,10 +5,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use http::StatusCode;
+use paas_activator::Capacity;
 
 use crate::budget::Budget;
 use crate::limits::GatewayLimits;
-use crate::route_table::{Capacity, RoutingTable};
+use crate::route_table::RoutingTable;
 
 /// A per-revision metric's name, type, help and how to read it.
 type RevisionSeries = (

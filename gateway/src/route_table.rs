@@ -15,9 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-pub use paas_activator::{Capacity, Endpoint};
-
-pub use paas_api::RevisionKey;
+use paas_activator::Capacity;
+use paas_api::RevisionKey;
 
 /// A share of a route's traffic.
 #[derive(Debug, Clone)]

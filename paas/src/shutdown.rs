@@ -109,7 +109,7 @@ pub(crate) async fn signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use paas_gateway::RevisionKey;
+    use paas_api::RevisionKey;
 
     #[tokio::test]
     async fn a_panicking_task_is_named_with_its_message() {

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use paas_gateway::Endpoint;
+use paas_activator::Endpoint;
 use tokio::time::Instant;
 
 use super::plan::{StopReason, STOP_GRACE};

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use paas_gateway::{Endpoint, RevisionKey};
+use paas_activator::Endpoint;
+use paas_api::RevisionKey;
 use paas_runtime::ReplicaSpec;
 
 use super::plan::{self, Action, Now, StopReason, REPLACE_GRACE};

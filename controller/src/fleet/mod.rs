@@ -10,7 +10,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use paas_gateway::{RevisionKey, RoutingTable};
+use paas_api::RevisionKey;
+use paas_gateway::RoutingTable;
 use paas_runtime::probe::ReadinessCheck;
 use paas_runtime::{ReplicaSpec, Runtime};
 use tokio::sync::Notify;

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chrono::Timelike as _;
-use paas_gateway::RevisionKey;
+use paas_api::RevisionKey;
 use paas_runtime::{Replica, ReplicaSpec, ReplicaState};
 use tokio::time::Instant;
 

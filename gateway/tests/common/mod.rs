@@ -16,9 +16,10 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use paas_activator::NoPoke;
+use paas_api::RevisionKey;
 use paas_gateway::{
-    Gateway, GatewayLimits, HandlerBody, HandlerFuture, HostHandler, RevisionKey, Route,
-    RoutingTable, WeightedRevision,
+    Gateway, GatewayLimits, HandlerBody, HandlerFuture, HostHandler, Route, RoutingTable,
+    WeightedRevision,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
