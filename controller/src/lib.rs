@@ -9,6 +9,7 @@ pub mod crash_backoff;
 #[cfg(test)]
 mod fake_runtime;
 pub mod fleet;
+pub mod poke;
 pub mod reconcile;
 pub mod rest;
 pub mod store;

@@ -9,6 +9,7 @@ use paas_autoscaler::{Autoscaler, AutoscalerConfig};
 use paas_controller::changed::Changed;
 use paas_controller::clusters::SourceClusters;
 use paas_controller::fleet::Fleet;
+use paas_controller::poke::AutoscalerPoke;
 use paas_controller::reconcile::Context;
 use paas_controller::rest::{self, ApiState};
 use paas_controller::store::SqliteStore;
@@ -127,7 +128,7 @@ pub(crate) async fn up(args: UpArgs, data_dir: &Path, given_token: Option<String
         ingress_bytes_in_flight: args.ingress_bytes_in_flight as usize,
         ..GatewayLimits::default()
     };
-    let gateway = Gateway::new(table.clone(), autoscaler.clone())
+    let gateway = Gateway::new(table.clone(), Arc::new(AutoscalerPoke(autoscaler.clone())))
         .with_limits(limits)
         .with_handler(INGRESS_HOST, Arc::new(IngressHandler(ingress.clone())))
         .with_handler(CHANNEL_HOST, Arc::new(IngressHandler(channels.clone())));
