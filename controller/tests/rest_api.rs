@@ -16,6 +16,7 @@ use paas_autoscaler::{Autoscaler, AutoscalerConfig};
 use paas_controller::changed::Changed;
 use paas_controller::clusters::SourceClusters;
 use paas_controller::fleet::Fleet;
+use paas_controller::poke::AutoscalerPoke;
 use paas_controller::reconcile::Context;
 use paas_controller::rest::{self, ApiLimits, ApiState};
 use paas_controller::store::{ObjectKey, SqliteStore, Store, StoreError, WatchEvent};
@@ -86,7 +87,7 @@ async fn start_with(wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>, limits:
     let state = ApiState {
         ctx,
         token: TOKEN.into(),
-        gateway: Gateway::new(table, autoscaler),
+        gateway: Gateway::new(table, Arc::new(AutoscalerPoke(autoscaler))),
         ingress: Arc::new(BrokerIngress::new(event_log.clone())),
         channels: Arc::new(BrokerIngress::channels(event_log)),
     };
