@@ -106,6 +106,10 @@ pub(super) struct FleetState {
     /// The autoscaler's counts, by revision; kept apart so that a reconcile never
     /// overrides them.
     pub(super) scales: HashMap<RevisionKey, u32>,
+    /// The uid of each revision not deleted, by key, so that the autoscaler's count
+    /// reaches its revision without a walk over every revision; kept in step by
+    /// `set_desired`, `retain` and `settle`.
+    live: HashMap<RevisionKey, String>,
     /// Replicas finishing their requests before they stop; neither adopted nor removed.
     pub(super) draining: HashSet<String>,
     /// Until the controller has told the fleet about every stored revision, unknown
@@ -118,6 +122,7 @@ impl Default for FleetState {
         Self {
             revisions: HashMap::new(),
             scales: HashMap::new(),
+            live: HashMap::new(),
             draining: HashSet::new(),
             adopting: true,
         }
@@ -202,8 +207,15 @@ impl FleetState {
     /// Set what a revision runs, keeping the autoscaler's count. Returns whether the
     /// revision is new, and whether its count changed.
     pub(super) fn set_desired(&mut self, uid: &str, mut desired: Desired) -> (bool, bool) {
-        desired.replicas = self.scales.get(&desired.key).copied().unwrap_or(0);
         let entry = self.revisions.entry(uid.to_owned()).or_default();
+        // A deleted revision stays at zero: a reconcile that read it before it was
+        // deleted must not start it again, nor may a late count.
+        desired.replicas = if entry.removed {
+            0
+        } else {
+            self.live.insert(desired.key.clone(), uid.to_owned());
+            self.scales.get(&desired.key).copied().unwrap_or(0)
+        };
         let new = entry.desired.is_none();
         let changed = entry
             .desired
@@ -216,20 +228,26 @@ impl FleetState {
     /// The autoscaler's count for a revision.
     pub(super) fn scale(&mut self, key: &RevisionKey, replicas: u32) {
         self.scales.insert(key.clone(), replicas);
-        for rev in self.revisions.values_mut() {
-            if let Some(d) = rev.desired.as_mut().filter(|d| &d.key == key) {
-                d.replicas = replicas;
-            }
+        let desired = self
+            .live
+            .get(key)
+            .and_then(|uid| self.revisions.get_mut(uid))
+            .and_then(|rev| rev.desired.as_mut());
+        if let Some(d) = desired {
+            d.replicas = replicas;
         }
     }
 
     /// Revisions not in `uids` were deleted: scaled to zero, forgotten once empty.
     pub(super) fn retain(&mut self, uids: &[String]) {
+        // A set, so that a resync over thousands of revisions stays linear.
+        let uids: HashSet<&str> = uids.iter().map(String::as_str).collect();
         for (uid, rev) in self.revisions.iter_mut() {
-            if !uids.contains(uid) {
+            if !uids.contains(uid.as_str()) {
                 rev.removed = true;
                 if let Some(d) = &mut rev.desired {
                     d.replicas = 0;
+                    unlist(&mut self.live, &d.key, uid);
                 }
             }
         }
@@ -261,6 +279,13 @@ impl FleetState {
         if let Some(rev) = self.revisions.get_mut(uid) {
             rev.observed.failure = Some(message);
         }
+    }
+}
+
+/// `uid` no longer answers for `key` (a revision of the same name created since keeps it).
+fn unlist(live: &mut HashMap<RevisionKey, String>, key: &RevisionKey, uid: &str) {
+    if live.get(key).is_some_and(|u| u == uid) {
+        live.remove(key);
     }
 }
 

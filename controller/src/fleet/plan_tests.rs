@@ -494,6 +494,69 @@ fn a_deleted_revision_drains_and_is_forgotten() {
 }
 
 #[test]
+fn retain_keeps_the_listed_revisions_and_scales_the_others_to_zero() {
+    let mut w = World::new();
+    w.revision("a", IdlePolicy::Stop);
+    w.revision("b", IdlePolicy::Stop);
+    w.serving("a", 1);
+    w.serving("b", 1);
+    w.state.retain(&[uid("b"), uid("not-tracked")]);
+    assert!(w.state.revisions[&uid("a")].removed);
+    assert!(!w.state.revisions[&uid("b")].removed);
+    let actions = w.plan();
+    assert_eq!(drained(&actions).len(), 1, "{actions:?}");
+    assert!(w.tracked("a").is_empty());
+    assert_eq!(w.tracked("b").len(), 1);
+}
+
+#[test]
+fn the_autoscalers_count_reaches_a_revision_through_its_key_until_it_is_deleted() {
+    let mut w = World::new();
+    w.revision("a", IdlePolicy::Stop);
+    w.revision("b", IdlePolicy::Stop);
+    w.serving("a", 1);
+    w.state.retain(&[uid("b")]);
+    assert!(!w.state.live.contains_key(&key("a")));
+    // A late count for the deleted revision starts nothing; the other's still counts.
+    w.scale("a", 2);
+    w.scale("b", 1);
+    let actions = w.plan();
+    assert_eq!(drained(&actions).len(), 1, "{actions:?}");
+    assert_eq!(starts(&actions), 1, "{actions:?}");
+    w.start(&actions);
+    settle(&mut w.state);
+    assert!(!w.state.revisions.contains_key(&uid("a")));
+    assert_eq!(w.state.live.get(&key("b")), Some(&uid("b")));
+
+    // Created again under the same name: a new uid, which the key now leads to.
+    let again = "uid-a-again".to_owned();
+    w.state.set_desired(&again, desired("a", IdlePolicy::Stop));
+    assert_eq!(w.state.live.get(&key("a")), Some(&again));
+    assert_eq!(starts(&w.plan()), 2, "the count the autoscaler gave last");
+    w.scale("a", 0);
+    assert_eq!(
+        w.state.revisions[&again]
+            .desired
+            .as_ref()
+            .map(|d| d.replicas),
+        Some(0)
+    );
+}
+
+#[test]
+fn a_revision_deleted_while_it_was_being_reconciled_stays_at_zero() {
+    let mut w = World::new();
+    w.revision("a", IdlePolicy::Stop);
+    w.scale("a", 1);
+    w.state.retain(&[]);
+    w.revision("a", IdlePolicy::Stop);
+    assert!(w.state.live.is_empty());
+    assert_eq!(starts(&w.plan()), 0);
+    w.scale("a", 3);
+    assert_eq!(starts(&w.plan()), 0);
+}
+
+#[test]
 fn a_replica_failing_its_probes_is_replaced() {
     let mut w = World::new();
     w.revision("a", IdlePolicy::Stop);
