@@ -14,7 +14,6 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use paas_autoscaler::{Autoscaler, AutoscalerConfig};
 use paas_controller::changed::Changed;
-use paas_controller::clusters::SourceClusters;
 use paas_controller::fleet::Fleet;
 use paas_controller::poke::AutoscalerPoke;
 use paas_controller::reconcile::Context;
@@ -23,6 +22,7 @@ use paas_controller::store::{ObjectKey, SqliteStore, Store, StoreError, WatchEve
 use paas_eventing::dispatcher::Dispatchers;
 use paas_eventing::ingress::BrokerIngress;
 use paas_eventing::log::{EmbeddedLog, Retention};
+use paas_eventing::sources::kafka_clusters::SourceClusters;
 use paas_eventing::transport::HttpTransport;
 use paas_eventing::EventLog;
 use paas_gateway::{Gateway, RoutingTable};

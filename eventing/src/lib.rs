@@ -17,6 +17,7 @@ pub mod filter;
 pub mod ingress;
 pub mod log;
 pub mod offsets;
+pub mod sources;
 pub mod transport;
 use bytes::Bytes;
 

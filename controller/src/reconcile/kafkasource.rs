@@ -11,10 +11,10 @@ use paas_api::Object;
 use paas_eventing::delivery::DeliveryPolicy;
 use paas_eventing::dispatcher::{DispatchSpec, Records, ReplyTo};
 use paas_eventing::filter::Filter;
+use paas_eventing::sources::kafka_clusters::Cluster;
 use paas_eventing::EventLog;
 
 use super::{destination, set_ready, Action, Context, Result};
-use crate::clusters::Cluster;
 use crate::store::StoreExt;
 
 /// What the keys of a source's dispatchers start with: one per topic and consumer,

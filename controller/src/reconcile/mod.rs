@@ -57,9 +57,9 @@ pub struct Context {
     /// Revisions without traffic kept per configuration; older ones are deleted.
     pub keep_revisions: usize,
     /// The clocks of PingSources.
-    pub tickers: Arc<crate::ticker::Tickers>,
+    pub tickers: Arc<paas_eventing::sources::ping_clock::Tickers>,
     /// The clusters KafkaSources read.
-    pub source_clusters: Arc<crate::clusters::SourceClusters>,
+    pub source_clusters: Arc<paas_eventing::sources::kafka_clusters::SourceClusters>,
     /// Time is an input: tests pass a fixed clock.
     pub clock: fn() -> DateTime<Utc>,
 }

@@ -1,17 +1,19 @@
-//! PingSource → its clock (see `crate::ticker`), a topic its ticks are kept in, and a
+//! PingSource → its clock (see `paas_eventing::sources::ping_clock`), a topic its ticks are kept in, and a
 //! dispatcher delivering them to the sink with retries.
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use paas_api::sources::PingSource;
 use paas_api::Object;
 use paas_eventing::delivery::DeliveryPolicy;
 use paas_eventing::dispatcher::{DispatchSpec, Records, ReplyTo};
 use paas_eventing::filter::Filter;
+use paas_eventing::sources::ping_clock::{TickLedger, TickerSpec};
 
 use super::{destination, set_ready, Action, Context, Result};
-use crate::store::StoreExt;
-use crate::ticker::TickerSpec;
+use crate::store::{Store, StoreError, StoreExt};
 
 /// The topic a source's ticks are kept in until delivered.
 pub fn topic(namespace: &str, name: &str) -> String {
@@ -109,4 +111,39 @@ async fn finish(
         ctx.store.update_status(&next).await?;
     }
     Ok(retry.map_or(Action::Done, Action::RequeueAfter))
+}
+
+/// A clock reads its source from, and claims its ticks in, the store: implemented on
+/// `dyn Store` so that the reconciler hands the clock `ctx.store` as it is.
+#[async_trait]
+impl TickLedger for dyn Store {
+    type Error = StoreError;
+
+    async fn source(&self, namespace: &str, name: &str) -> Result<Option<PingSource>, StoreError> {
+        self.get::<PingSource>(namespace, name).await
+    }
+
+    async fn claim(
+        &self,
+        namespace: &str,
+        name: &str,
+        tick: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        for _ in 0..5 {
+            let Some(mut source) = self.get::<PingSource>(namespace, name).await? else {
+                return Ok(false);
+            };
+            if source.status.last_tick_time.is_some_and(|l| l >= tick) {
+                return Ok(false);
+            }
+            source.status.last_tick_time = Some(tick);
+            match self.update_status(&source).await {
+                Ok(_) => return Ok(true),
+                // The reconciler wrote in between: read again.
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(false)
+    }
 }

@@ -33,13 +33,13 @@ use paas_api::sources::PingSource;
 use paas_api::{Configuration, Object, Revision, Route, Service};
 use paas_autoscaler::{Autoscaler, AutoscalerConfig};
 use paas_eventing::dispatcher::{DispatchSpec, Dispatchers};
+use paas_eventing::sources::kafka_clusters::SourceClusters;
 use paas_eventing::transport::HttpTransport;
 use paas_gateway::RoutingTable;
 
 use self::memory_log::MemoryLog;
 use super::{Action, Context, Result};
 use crate::changed::Changed;
-use crate::clusters::SourceClusters;
 use crate::fake_runtime::FakeRuntime;
 use crate::fleet::Fleet;
 use crate::store::{ObjectKey, SqliteStore, StoreExt};

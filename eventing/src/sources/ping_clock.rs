@@ -5,20 +5,42 @@
 //! Claiming before appending makes a tick at most once: a crash between the two loses
 //! that one tick, and a restart never sends a claimed tick again. Ticks due while paas
 //! was down are skipped, not sent in a burst (see `paas_api::sources::next_tick`).
+//!
+//! The source's status lives in the controller's store, which this crate does not
+//! know: a clock reads and claims through a [`TickLedger`] the controller implements.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use paas_api::cron::Schedule;
 use paas_api::sources::{next_tick, PingSource, PING_EVENT_TYPE};
-use paas_eventing::cloudevent::{kafka_binding, CloudEvent, Data};
-use paas_eventing::EventLog;
 use tokio::task::JoinHandle;
 
-use crate::store::{Store, StoreError, StoreExt};
+use crate::cloudevent::{kafka_binding, CloudEvent, Data};
+use crate::EventLog;
+
+/// Where a clock reads its source and claims each tick in the source's status.
+#[async_trait]
+pub trait TickLedger: Send + Sync + 'static {
+    type Error: fmt::Display + Send;
+
+    /// The source as stored; `None` once it was deleted, which stops its clock.
+    async fn source(&self, namespace: &str, name: &str) -> Result<Option<PingSource>, Self::Error>;
+
+    /// Record `tick` as the source's last; false when it (or a later one) already was,
+    /// or the source is gone. The clock appends the tick only after a true.
+    async fn claim(
+        &self,
+        namespace: &str,
+        name: &str,
+        tick: DateTime<Utc>,
+    ) -> Result<bool, Self::Error>;
+}
 
 /// What a source's clock needs; a change restarts it.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,11 +70,11 @@ impl Tickers {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn ensure(
+    pub fn ensure<L: TickLedger + ?Sized>(
         &self,
         key: &str,
         spec: TickerSpec,
-        store: Arc<dyn Store>,
+        ledger: Arc<L>,
         log: Arc<dyn EventLog>,
         clock: fn() -> DateTime<Utc>,
     ) {
@@ -63,7 +85,7 @@ impl Tickers {
         {
             return;
         }
-        let task = tokio::spawn(run(store, log, spec.clone(), clock));
+        let task = tokio::spawn(run(ledger, log, spec.clone(), clock));
         if let Some(old) = running.insert(key.to_owned(), Running { spec, task }) {
             old.task.abort();
         }
@@ -78,14 +100,14 @@ impl Tickers {
     }
 }
 
-async fn run(
-    store: Arc<dyn Store>,
+async fn run<L: TickLedger + ?Sized>(
+    ledger: Arc<L>,
     log: Arc<dyn EventLog>,
     spec: TickerSpec,
     clock: fn() -> DateTime<Utc>,
 ) {
     loop {
-        let source = match store.get::<PingSource>(&spec.namespace, &spec.name).await {
+        let source = match ledger.source(&spec.namespace, &spec.name).await {
             Ok(Some(s)) => s,
             Ok(None) => return,
             Err(e) => {
@@ -105,7 +127,7 @@ async fn run(
             return;
         };
         tokio::time::sleep((tick - now).to_std().unwrap_or_default()).await;
-        match claim(&*store, &spec, tick).await {
+        match ledger.claim(&spec.namespace, &spec.name, tick).await {
             Ok(true) => {}
             Ok(false) => continue,
             Err(e) => {
@@ -133,28 +155,4 @@ async fn run(
             tracing::error!(pingsource = %spec.name, %tick, error = %e, "a tick could not be stored and is lost");
         }
     }
-}
-
-/// Record `tick` as the source's last; false when it (or a later one) already was.
-async fn claim(
-    store: &dyn Store,
-    spec: &TickerSpec,
-    tick: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    for _ in 0..5 {
-        let Some(mut source) = store.get::<PingSource>(&spec.namespace, &spec.name).await? else {
-            return Ok(false);
-        };
-        if source.status.last_tick_time.is_some_and(|l| l >= tick) {
-            return Ok(false);
-        }
-        source.status.last_tick_time = Some(tick);
-        match store.update_status(&source).await {
-            Ok(_) => return Ok(true),
-            // The reconciler wrote in between: read again.
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(false)
 }

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use paas_eventing::log::kafka::{KafkaConfig, KafkaLog};
-use paas_eventing::LogError;
+use crate::log::kafka::{KafkaConfig, KafkaLog};
+use crate::LogError;
 
 /// A cluster that failed is tried again after this long.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
