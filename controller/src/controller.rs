@@ -2,31 +2,28 @@
 //! (replica readiness changed) and by a periodic resync, drained by one worker so that
 //! reconcilers never race each other.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use paas_api::eventing::{Broker, Trigger};
-use paas_api::flows::{Parallel, Sequence};
-use paas_api::kafka_source::KafkaSource;
-use paas_api::sources::PingSource;
 use paas_api::{Configuration, Object, Revision, Route, Service};
 use paas_gateway::RevisionKey;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
 use crate::changed::Changed;
+use crate::kinds::{self, BoxFuture, Reconciled, Resync, Visitor};
 use crate::reconcile::{self, configuration_of, Action, Context};
 use crate::store::{key_of, ObjectKey, StoreExt, WatchEvent};
 
-/// Eventing objects (brokers, triggers, flows, sources) are looked at again this often,
-/// whatever the events said: their reconcilers also keep dispatchers and topics, which
-/// tell the controller nothing when they fail.
+/// Eventing objects (brokers, triggers, flows, sources: [`Resync::Often`]) are looked at
+/// again this often, whatever the events said: their reconcilers also keep dispatchers
+/// and topics, which tell the controller nothing when they fail.
 const RESYNC: Duration = Duration::from_secs(30);
-/// Serving objects (services, configurations, revisions, routes) read the store, whose
-/// watch tells every change, and the fleet, which tells every change of replicas: a look
-/// at all of them is only a safety net, taken every this many resyncs (10 minutes, where
-/// Knative's informers take 10 hours), so that an idle platform does no work per service.
+/// Serving objects (services, configurations, revisions, routes: [`Resync::Rarely`])
+/// read the store, whose watch tells every change, and the fleet, which tells every
+/// change of replicas: a look at all of them is only a safety net, taken every this many
+/// resyncs (10 minutes, where Knative's informers take 10 hours), so that an idle
+/// platform does no work per service.
 const SERVING_RESYNC_EVERY: u32 = 20;
 
 type WorkQueue = crate::work_queue::WorkQueue<ObjectKey>;
@@ -117,69 +114,8 @@ async fn handle_event(ctx: &Context, event: Result<WatchEvent, RecvError>, queue
         Ok(WatchEvent::Upserted(k)) => k,
         Ok(WatchEvent::Deleted(k)) => {
             queue.forget(&k);
-            if k.kind == Revision::KIND {
-                forget_deleted_revisions(ctx).await;
-            }
-            if k.kind == Route::KIND {
-                reconcile::route::unpublish(ctx, &k.namespace, &k.name);
-            }
-            if k.kind == Trigger::KIND {
-                // Its consumer group goes too, in the background.
-                ctx.dispatchers
-                    .forget(&format!("{}/{}", k.namespace, k.name));
-            }
-            let flow_prefix = if k.kind == Sequence::KIND {
-                Some(reconcile::sequence::dispatcher_prefix(
-                    &k.namespace,
-                    &k.name,
-                ))
-            } else if k.kind == Parallel::KIND {
-                Some(reconcile::parallel::dispatcher_prefix(
-                    &k.namespace,
-                    &k.name,
-                ))
-            } else {
-                None
-            };
-            if let Some(prefix) = flow_prefix {
-                // A flow's dispatchers stop, and its channels go with their events.
-                let mut topics: Vec<String> = ctx
-                    .dispatchers
-                    .stop_where(|d| d.starts_with(&prefix))
-                    .into_iter()
-                    .map(|spec| spec.topic)
-                    .collect();
-                topics.sort();
-                topics.dedup();
-                for topic in topics {
-                    if let Err(e) = ctx.event_log.delete_topic(&topic).await {
-                        tracing::warn!(%topic, error = %e, "deleting a flow's channel failed");
-                    }
-                }
-            }
-            if k.kind == KafkaSource::KIND {
-                // The topics are the user's: only the reading stops.
-                let prefix = reconcile::kafkasource::dispatcher_prefix(&k.namespace, &k.name);
-                ctx.dispatchers.stop_where(|d| d.starts_with(&prefix));
-                if let Ok(left) = ctx.store.list::<KafkaSource>(None).await {
-                    let in_use: Vec<String> = left.iter().map(|s| s.spec.bootstrap()).collect();
-                    ctx.source_clusters.retain(&in_use);
-                }
-            }
-            if k.kind == PingSource::KIND {
-                let key = reconcile::pingsource::key(&k.namespace, &k.name);
-                ctx.tickers.stop(&key);
-                ctx.dispatchers.stop(&key);
-                let topic = reconcile::pingsource::topic(&k.namespace, &k.name);
-                if let Err(e) = ctx.event_log.delete_topic(&topic).await {
-                    tracing::warn!(%topic, error = %e, "deleting a ping source's topic failed");
-                }
-            }
-            if k.kind == Broker::KIND {
-                let topic = reconcile::broker::topic(&k.namespace, &k.name);
-                if let Err(e) = ctx.event_log.delete_topic(&topic).await {
-                    tracing::warn!(%topic, error = %e, "deleting a broker's topic failed");
-                }
+            if let Some(kind) = kinds::by_kind(k.kind) {
+                kinds::visit(kind, Deleted { ctx, key: &k }).await;
             }
             k
         }
@@ -187,8 +123,15 @@ async fn handle_event(ctx: &Context, event: Result<WatchEvent, RecvError>, queue
         Err(RecvError::Closed) => return,
     };
     queue.push(key.clone());
+    enqueue_readers(ctx, &key, queue).await;
+}
+
+/// Queue who reads the changed object `key`. A serving object's readers are found by
+/// name (a revision's configuration and route share the configuration's name, a
+/// service's configuration and route its own), so they are named here; eventing
+/// objects read their destinations, found through the table's [`kinds::Role`].
+async fn enqueue_readers(ctx: &Context, key: &ObjectKey, queue: &mut WorkQueue) {
     let ns = key.namespace.as_str();
-    // Who reads the changed object.
     match key.kind {
         k if k == Revision::KIND => {
             if let Some(cfg) = configuration_of(&key.name) {
@@ -207,38 +150,20 @@ async fn handle_event(ctx: &Context, event: Result<WatchEvent, RecvError>, queue
         }
         _ => {}
     }
-    // Triggers and sequences read their broker and their destinations (services,
-    // brokers, sequences).
-    if [Broker::KIND, Service::KIND, Sequence::KIND, Parallel::KIND].contains(&key.kind) {
-        if let Ok(triggers) = ctx.store.list::<Trigger>(Some(ns)).await {
-            for t in triggers {
-                queue.push(key_of::<Trigger>(ns, t.name()));
-            }
-        }
-        if let Ok(sequences) = ctx.store.list::<Sequence>(Some(ns)).await {
-            for q in sequences
-                .iter()
-                .filter(|q| q.name() != key.name || key.kind != Sequence::KIND)
+    // Triggers, flows and sources read their broker and their destinations (services,
+    // brokers, sequences, parallels) in the same namespace.
+    if kinds::by_kind(key.kind).is_some_and(|k| kinds::role(k).destination) {
+        for kind in kinds::in_pass_order().filter(|k| kinds::role(k).reads_destinations) {
+            for k in kinds::visit(
+                kind,
+                Keys {
+                    ctx,
+                    namespace: Some(ns),
+                },
+            )
+            .await
             {
-                queue.push(key_of::<Sequence>(ns, q.name()));
-            }
-        }
-        if let Ok(sources) = ctx.store.list::<PingSource>(Some(ns)).await {
-            for q in sources {
-                queue.push(key_of::<PingSource>(ns, q.name()));
-            }
-        }
-        if let Ok(sources) = ctx.store.list::<KafkaSource>(Some(ns)).await {
-            for q in sources {
-                queue.push(key_of::<KafkaSource>(ns, q.name()));
-            }
-        }
-        if let Ok(parallels) = ctx.store.list::<Parallel>(Some(ns)).await {
-            for q in parallels
-                .iter()
-                .filter(|q| q.name() != key.name || key.kind != Parallel::KIND)
-            {
-                queue.push(key_of::<Parallel>(ns, q.name()));
+                queue.push(k);
             }
         }
     }
@@ -254,86 +179,34 @@ async fn enqueue_revisions_of(ctx: &Context, ns: &str, configuration: &str, queu
     }
 }
 
-async fn forget_deleted_revisions(ctx: &Context) {
-    if let Ok(revs) = ctx.store.list::<Revision>(None).await {
-        let uids: Vec<String> = revs.iter().filter_map(|r| r.metadata.uid.clone()).collect();
-        ctx.fleet.retain(&uids);
-        ctx.fleet.discard_prepared_except(uids);
-        let stored: HashSet<RevisionKey> = revs
-            .iter()
-            .map(|r| RevisionKey {
-                namespace: r.namespace().to_owned(),
-                name: r.name().to_owned(),
-            })
-            .collect();
-        for key in ctx.autoscaler.keys() {
-            if !stored.contains(&key) {
-                ctx.autoscaler.remove(&key);
-                ctx.table.forget_revision(&key);
-            }
-        }
-    }
-}
-
 async fn enqueue_all(ctx: &Context, queue: &mut WorkQueue) {
     enqueue_serving(ctx, queue).await;
     enqueue_eventing(ctx, queue).await;
 }
 
 async fn enqueue_serving(ctx: &Context, queue: &mut WorkQueue) {
-    // Revisions first: on a restart they tell the fleet what to keep before anything else.
-    if let Ok(all) = ctx.store.list::<Revision>(None).await {
-        for o in all {
-            queue.push(key_of::<Revision>(o.namespace(), o.name()));
-        }
-    }
-    if let Ok(all) = ctx.store.list::<Service>(None).await {
-        for o in all {
-            queue.push(key_of::<Service>(o.namespace(), o.name()));
-        }
-    }
-    if let Ok(all) = ctx.store.list::<Configuration>(None).await {
-        for o in all {
-            queue.push(key_of::<Configuration>(o.namespace(), o.name()));
-        }
-    }
-    if let Ok(all) = ctx.store.list::<Route>(None).await {
-        for o in all {
-            queue.push(key_of::<Route>(o.namespace(), o.name()));
-        }
-    }
-    forget_deleted_revisions(ctx).await;
+    enqueue_resynced(ctx, Resync::Rarely, queue).await;
+    // What a lagging watch did not tell of deleted revisions.
+    kinds::forget_deleted_revisions(ctx).await;
 }
 
 async fn enqueue_eventing(ctx: &Context, queue: &mut WorkQueue) {
-    if let Ok(all) = ctx.store.list::<Broker>(None).await {
-        for o in all {
-            queue.push(key_of::<Broker>(o.namespace(), o.name()));
-        }
-    }
-    if let Ok(all) = ctx.store.list::<Trigger>(None).await {
-        for o in all {
-            queue.push(key_of::<Trigger>(o.namespace(), o.name()));
-        }
-    }
-    if let Ok(all) = ctx.store.list::<Sequence>(None).await {
-        for o in all {
-            queue.push(key_of::<Sequence>(o.namespace(), o.name()));
-        }
-    }
-    if let Ok(all) = ctx.store.list::<Parallel>(None).await {
-        for o in all {
-            queue.push(key_of::<Parallel>(o.namespace(), o.name()));
-        }
-    }
-    if let Ok(all) = ctx.store.list::<PingSource>(None).await {
-        for o in all {
-            queue.push(key_of::<PingSource>(o.namespace(), o.name()));
-        }
-    }
-    if let Ok(all) = ctx.store.list::<KafkaSource>(None).await {
-        for o in all {
-            queue.push(key_of::<KafkaSource>(o.namespace(), o.name()));
+    enqueue_resynced(ctx, Resync::Often, queue).await;
+}
+
+/// Queue every object of the kinds a resync of this speed looks at.
+async fn enqueue_resynced(ctx: &Context, resync: Resync, queue: &mut WorkQueue) {
+    for kind in kinds::in_pass_order().filter(|k| kinds::role(k).resync == resync) {
+        for k in kinds::visit(
+            kind,
+            Keys {
+                ctx,
+                namespace: None,
+            },
+        )
+        .await
+        {
+            queue.push(k);
         }
     }
 }
@@ -343,50 +216,65 @@ async fn reconcile_key(
     key: &ObjectKey,
     _queue: &mut WorkQueue,
 ) -> reconcile::Result<Action> {
-    let ns = key.namespace.as_str();
-    let name = key.name.as_str();
-    match key.kind {
-        k if k == Service::KIND => match ctx.store.get::<Service>(ns, name).await? {
-            Some(o) => reconcile::service::reconcile(&o, ctx).await,
-            None => Ok(Action::Done),
-        },
-        k if k == Configuration::KIND => match ctx.store.get::<Configuration>(ns, name).await? {
-            Some(o) => reconcile::configuration::reconcile(&o, ctx).await,
-            None => Ok(Action::Done),
-        },
-        k if k == Revision::KIND => match ctx.store.get::<Revision>(ns, name).await? {
-            Some(o) => reconcile::revision::reconcile(&o, ctx).await,
-            None => Ok(Action::Done),
-        },
-        k if k == Route::KIND => match ctx.store.get::<Route>(ns, name).await? {
-            Some(o) => reconcile::route::reconcile(&o, ctx).await,
-            None => Ok(Action::Done),
-        },
-        k if k == Broker::KIND => match ctx.store.get::<Broker>(ns, name).await? {
-            Some(o) => reconcile::broker::reconcile(&o, ctx).await,
-            None => Ok(Action::Done),
-        },
-        k if k == Trigger::KIND => match ctx.store.get::<Trigger>(ns, name).await? {
-            Some(o) => reconcile::trigger::reconcile(&o, ctx).await,
-            None => Ok(Action::Done),
-        },
-        k if k == Sequence::KIND => match ctx.store.get::<Sequence>(ns, name).await? {
-            Some(o) => reconcile::sequence::reconcile(&o, ctx).await,
-            None => Ok(Action::Done),
-        },
-        k if k == Parallel::KIND => match ctx.store.get::<Parallel>(ns, name).await? {
-            Some(o) => reconcile::parallel::reconcile(&o, ctx).await,
-            None => Ok(Action::Done),
-        },
-        k if k == PingSource::KIND => match ctx.store.get::<PingSource>(ns, name).await? {
-            Some(o) => reconcile::pingsource::reconcile(&o, ctx).await,
-            None => Ok(Action::Done),
-        },
-        k if k == KafkaSource::KIND => match ctx.store.get::<KafkaSource>(ns, name).await? {
-            Some(o) => reconcile::kafkasource::reconcile(&o, ctx).await,
-            None => Ok(Action::Done),
-        },
-        _ => Ok(Action::Done),
+    match kinds::by_kind(key.kind) {
+        Some(kind) => kinds::visit(kind, ReconcileOne { ctx, key }).await,
+        None => Ok(Action::Done),
+    }
+}
+
+/// The keys of a kind's objects in `namespace` (every namespace for `None`); none
+/// when the store cannot list them (the next resync looks again).
+struct Keys<'a> {
+    ctx: &'a Context,
+    namespace: Option<&'a str>,
+}
+
+impl<'a> Visitor for Keys<'a> {
+    type Output = BoxFuture<'a, Vec<ObjectKey>>;
+    fn visit<T: Reconciled>(self) -> Self::Output {
+        Box::pin(async move {
+            match self.ctx.store.list::<T>(self.namespace).await {
+                Ok(all) => all
+                    .iter()
+                    .map(|o| key_of::<T>(o.namespace(), o.name()))
+                    .collect(),
+                Err(_) => Vec::new(),
+            }
+        })
+    }
+}
+
+/// Reconcile the object `key` names, as stored now; nothing when it is gone.
+struct ReconcileOne<'a> {
+    ctx: &'a Context,
+    key: &'a ObjectKey,
+}
+
+impl<'a> Visitor for ReconcileOne<'a> {
+    type Output = BoxFuture<'a, reconcile::Result<Action>>;
+    fn visit<T: Reconciled>(self) -> Self::Output {
+        Box::pin(async move {
+            let ObjectKey {
+                namespace, name, ..
+            } = self.key;
+            match self.ctx.store.get::<T>(namespace, name).await? {
+                Some(o) => o.reconcile(self.ctx).await,
+                None => Ok(Action::Done),
+            }
+        })
+    }
+}
+
+/// Run the deleted object's kind's [`Reconciled::on_deleted`].
+struct Deleted<'a> {
+    ctx: &'a Context,
+    key: &'a ObjectKey,
+}
+
+impl<'a> Visitor for Deleted<'a> {
+    type Output = BoxFuture<'a, ()>;
+    fn visit<T: Reconciled>(self) -> Self::Output {
+        T::on_deleted(self.ctx, &self.key.namespace, &self.key.name)
     }
 }
 
@@ -394,8 +282,11 @@ async fn reconcile_key(
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    use paas_api::eventing::{Broker, Trigger};
+    use paas_api::flows::Sequence;
     use paas_api::keys;
     use paas_api::serving::ConfigurationSpec;
+    use paas_api::sources::PingSource;
     use paas_autoscaler::{Autoscaler, AutoscalerConfig};
     use paas_eventing::dispatcher::Dispatchers;
     use paas_eventing::log::{EmbeddedLog, Retention};
@@ -546,6 +437,45 @@ mod tests {
                 "Service default/svc-2",
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn a_changed_destination_queues_the_eventing_objects_of_its_namespace() {
+        let f = fixture();
+        let store = &f.ctx.store;
+        for ns in ["default", "other"] {
+            let trigger = Trigger {
+                metadata: paas_api::ObjectMeta::named(ns, "t"),
+                ..Trigger::default()
+            };
+            store.create(&trigger).await.unwrap();
+            let source = PingSource {
+                metadata: paas_api::ObjectMeta::named(ns, "p"),
+                ..PingSource::default()
+            };
+            store.create(&source).await.unwrap();
+        }
+        let sequence = Sequence {
+            metadata: paas_api::ObjectMeta::named("default", "s"),
+            ..Sequence::default()
+        };
+        store.create(&sequence).await.unwrap();
+        let mut queue = WorkQueue::default();
+        let changed = key_of::<Service>("default", "hello");
+        handle_event(&f.ctx, Ok(WatchEvent::Upserted(changed)), &mut queue).await;
+        assert_eq!(
+            drain(&mut queue),
+            [
+                "PingSource default/p",
+                "Sequence default/s",
+                "Service default/hello",
+                "Trigger default/t",
+            ]
+        );
+        // A trigger is no destination: nothing reads it.
+        let changed = key_of::<Trigger>("default", "t");
+        handle_event(&f.ctx, Ok(WatchEvent::Upserted(changed)), &mut queue).await;
+        assert_eq!(drain(&mut queue), ["Trigger default/t"]);
     }
 
     #[tokio::test]

@@ -22,7 +22,6 @@ use std::cell::Cell;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use paas_api::condition::{ConditionStatus, Conditions};
 use paas_api::eventing::{Broker, Trigger};
@@ -42,6 +41,7 @@ use super::{Action, Context, Result};
 use crate::changed::Changed;
 use crate::fake_runtime::FakeRuntime;
 use crate::fleet::Fleet;
+use crate::kinds::{self, BoxFuture, Reconciled, Visitor};
 use crate::store::{ObjectKey, SqliteStore, StoreExt};
 
 /// The instant every test starts at: 2027-01-15T08:00:00Z, a Friday.
@@ -59,38 +59,6 @@ fn instant(secs: i64) -> DateTime<Utc> {
 
 fn clock() -> DateTime<Utc> {
     NOW.with(Cell::get)
-}
-
-/// A kind and its reconciler.
-#[async_trait]
-pub(crate) trait Reconciled: Object {
-    async fn reconcile(&self, ctx: &Context) -> Result<Action>;
-}
-
-macro_rules! reconciled {
-    ($($ty:ty => $module:ident),* $(,)?) => {
-        $(
-            #[async_trait]
-            impl Reconciled for $ty {
-                async fn reconcile(&self, ctx: &Context) -> Result<Action> {
-                    super::$module::reconcile(self, ctx).await
-                }
-            }
-        )*
-    };
-}
-
-reconciled! {
-    Service => service,
-    Configuration => configuration,
-    Revision => revision,
-    Route => route,
-    Broker => broker,
-    Trigger => trigger,
-    Sequence => sequence,
-    Parallel => parallel,
-    PingSource => pingsource,
-    KafkaSource => kafkasource,
 }
 
 /// A control plane with nothing running: no controller loop, fleet loop or
@@ -199,16 +167,9 @@ impl Fixture {
         const PASSES: usize = 20;
         for pass in 1..=PASSES {
             let mut watch = self.ctx.store.watch();
-            self.reconcile_all::<Revision>().await;
-            self.reconcile_all::<Service>().await;
-            self.reconcile_all::<Configuration>().await;
-            self.reconcile_all::<Route>().await;
-            self.reconcile_all::<Broker>().await;
-            self.reconcile_all::<Trigger>().await;
-            self.reconcile_all::<Sequence>().await;
-            self.reconcile_all::<Parallel>().await;
-            self.reconcile_all::<PingSource>().await;
-            self.reconcile_all::<KafkaSource>().await;
+            for kind in kinds::in_pass_order() {
+                kinds::visit(kind, ReconcileAll(self)).await;
+            }
             if watch.try_recv().is_err() {
                 return pass;
             }
@@ -271,6 +232,16 @@ impl Fixture {
             .into_iter()
             .map(|(k, _, _)| k)
             .collect()
+    }
+}
+
+/// [`Fixture::reconcile_all`] for a kind known by its row.
+struct ReconcileAll<'a>(&'a Fixture);
+
+impl<'a> Visitor for ReconcileAll<'a> {
+    type Output = BoxFuture<'a, ()>;
+    fn visit<T: Reconciled>(self) -> Self::Output {
+        Box::pin(self.0.reconcile_all::<T>())
     }
 }
 
