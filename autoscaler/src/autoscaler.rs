@@ -376,12 +376,6 @@ impl Autoscaler {
     }
 }
 
-impl paas_activator::Poke for Autoscaler {
-    fn poke(&self, revision: &RevisionKey) {
-        Autoscaler::poke(self, revision);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
