@@ -222,6 +222,13 @@ impl RoutingTable {
             .clone()
     }
 
+    /// The endpoints record of a revision if it has one; creates none, so that what is
+    /// told of a deleted revision does not bring back the record forgotten with it.
+    pub fn known_revision(&self, key: &RevisionKey) -> Option<Arc<Capacity>> {
+        let revisions = self.revisions.lock().unwrap_or_else(|e| e.into_inner());
+        revisions.get(key).cloned()
+    }
+
     pub fn forget_revision(&self, key: &RevisionKey) {
         let mut revisions = self.revisions.lock().unwrap_or_else(|e| e.into_inner());
         revisions.remove(key);
@@ -243,6 +250,22 @@ mod tests {
             namespace: "default".into(),
             name: name.into(),
         }
+    }
+
+    #[test]
+    fn a_known_revision_is_one_created_and_not_forgotten_and_asking_creates_none() {
+        let table = RoutingTable::new();
+        assert!(table.known_revision(&key("a-00001")).is_none());
+        assert!(
+            table.known_revision(&key("a-00001")).is_none(),
+            "still none"
+        );
+        let a = table.revision(&key("a-00001"));
+        let known = table.known_revision(&key("a-00001"));
+        assert!(known.is_some_and(|k| Arc::ptr_eq(&k, &a)));
+        table.forget_revision(&key("a-00001"));
+        assert!(table.known_revision(&key("a-00001")).is_none());
+        assert!(table.revisions().is_empty());
     }
 
     #[test]

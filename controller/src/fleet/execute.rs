@@ -25,7 +25,8 @@ impl Fleet {
             .map(|a| match a {
                 Action::Drain { key, addr, .. } | Action::Freeze { key, addr, .. } => {
                     let addr = (*addr)?;
-                    let ready = self.table.revision(key).ready();
+                    // Not `revision`: a deleted revision's record, once forgotten, stays so.
+                    let ready = self.table.known_revision(key)?.ready();
                     ready.iter().find(|e| e.addr == addr).cloned()
                 }
                 _ => None,
@@ -82,6 +83,11 @@ impl Fleet {
     fn apply(&self, action: Action) {
         match action {
             Action::Publish { key, ready } => self.table.revision(&key).set_ready(&ready),
+            Action::Withdraw { key, ready } => {
+                if let Some(capacity) = self.table.known_revision(&key) {
+                    capacity.set_ready(&ready);
+                }
+            }
             Action::Report { key } => self.changes.tell(key),
             Action::Prepare { spec } => self.prepare_later(spec),
             Action::Ready { key, id, after } => {

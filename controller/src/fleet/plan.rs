@@ -109,7 +109,7 @@ pub(super) struct FleetState {
     /// The uid of each revision not deleted, by key, so that the autoscaler's count
     /// reaches its revision without a walk over every revision; kept in step by
     /// `set_desired`, `retain` and `settle`.
-    live: HashMap<RevisionKey, String>,
+    pub(super) live: HashMap<RevisionKey, String>,
     /// Replicas finishing their requests before they stop; neither adopted nor removed.
     pub(super) draining: HashSet<String>,
     /// Until the controller has told the fleet about every stored revision, unknown
@@ -194,6 +194,12 @@ pub(super) enum Action {
     },
     /// Give the routing table a revision's ready endpoints.
     Publish {
+        key: RevisionKey,
+        ready: Vec<SocketAddr>,
+    },
+    /// As `Publish`, for a deleted revision: only into the table's entry for it if the
+    /// controller has not forgotten it yet, since creating it again would leak it.
+    Withdraw {
         key: RevisionKey,
         ready: Vec<SocketAddr>,
     },
@@ -318,6 +324,7 @@ fn may_start(backoff: &CrashBackoff, observed: &mut Observed, now: Instant) -> b
 pub(super) fn plan(state: &mut FleetState, listed: &[Replica], now: Now) -> Vec<Action> {
     let FleetState {
         revisions,
+        live,
         draining,
         adopting,
         ..
@@ -492,7 +499,7 @@ pub(super) fn plan(state: &mut FleetState, listed: &[Replica], now: Now) -> Vec<
         active.append(&mut frozen);
         *replicas = active;
     }
-    publish(revisions, &mut actions);
+    publish(revisions, live, &mut actions);
     actions
 }
 
@@ -567,11 +574,15 @@ pub(super) fn started(
 /// are published.
 pub(super) fn settle(state: &mut FleetState) -> Vec<Action> {
     let mut actions = Vec::new();
-    state.revisions.retain(|_, s| {
+    let FleetState {
+        revisions, live, ..
+    } = state;
+    revisions.retain(|_, s| {
         let keep = !s.removed || !s.replicas.is_empty();
-        if !keep {
-            if let Some(d) = &s.desired {
-                actions.push(Action::Publish {
+        let serving = s.published.as_ref().is_some_and(|p| !p.is_empty());
+        if !keep && serving {
+            if let Some(d) = s.desired.as_ref().filter(|d| !live.contains_key(&d.key)) {
+                actions.push(Action::Withdraw {
                     key: d.key.clone(),
                     ready: Vec::new(),
                 });
@@ -579,14 +590,20 @@ pub(super) fn settle(state: &mut FleetState) -> Vec<Action> {
         }
         keep
     });
-    publish(&mut state.revisions, &mut actions);
+    publish(revisions, live, &mut actions);
     actions
 }
 
 /// Ready endpoints for the routing table and changed counts for the controller, for
 /// the revisions where they changed. Allocates nothing for a revision where nothing did,
-/// so that a thousand idle revisions cost a thousand comparisons.
-pub(super) fn publish(revisions: &mut HashMap<String, RevisionState>, actions: &mut Vec<Action>) {
+/// so that a thousand idle revisions cost a thousand comparisons. A deleted revision's
+/// endpoints only withdraw from its entry, and not at all once a revision of the same
+/// name (in `live`) has it.
+pub(super) fn publish(
+    revisions: &mut HashMap<String, RevisionState>,
+    live: &HashMap<RevisionKey, String>,
+    actions: &mut Vec<Action>,
+) {
     for rev in revisions.values_mut() {
         let Some(d) = &rev.desired else { continue };
         let ready_addrs = || {
@@ -602,10 +619,12 @@ pub(super) fn publish(revisions: &mut HashMap<String, RevisionState>, actions: &
             .is_some_and(|p| p.len() == ready && ready_addrs().all(|a| p.contains(&a)));
         if !same {
             let addrs: Vec<SocketAddr> = ready_addrs().collect();
-            actions.push(Action::Publish {
-                key: d.key.clone(),
-                ready: addrs.clone(),
-            });
+            let (key, ready) = (d.key.clone(), addrs.clone());
+            if !rev.removed {
+                actions.push(Action::Publish { key, ready });
+            } else if !live.contains_key(&key) {
+                actions.push(Action::Withdraw { key, ready });
+            }
             rev.published = Some(addrs);
         }
         let actual = rev.replicas.iter().filter(|t| t.serving()).count() as u32;

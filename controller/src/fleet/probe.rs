@@ -157,6 +157,6 @@ pub(super) fn record(state: &mut FleetState, results: Vec<Probed>, now: Instant)
             t.next_probe = now + STARTUP_PROBE_INTERVAL;
         }
     }
-    publish(&mut state.revisions, &mut actions);
+    publish(&mut state.revisions, &state.live, &mut actions);
     actions
 }

@@ -238,3 +238,30 @@ async fn an_idle_fleet_lists_once_a_second_whatever_its_revisions() {
     assert!((60..=62).contains(&lists), "{lists} lists in a minute");
     assert_eq!(runtime.calls(), []);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_deleted_revisions_routing_entry_stays_forgotten_once_its_replicas_are_gone() {
+    let runtime = Arc::new(FakeRuntime::default());
+    let table = RoutingTable::new();
+    let fleet = Fleet::new(runtime.clone(), table.clone(), Arc::new(Changed::default()));
+    let (key, desired) = serving("a", IdlePolicy::Stop);
+    fleet.set_desired("uid-a", desired);
+    fleet.adoption_done();
+    let run = tokio::spawn(fleet.clone().run());
+    fleet.scale(&key, 1);
+    eventually("one ready", || fleet.observed("uid-a").ready == 1).await;
+    // As the controller does when the revision is deleted.
+    fleet.retain(&[]);
+    table.forget_revision(&key);
+    eventually("the revision forgotten", || {
+        fleet.lock().revisions.is_empty()
+    })
+    .await;
+    assert!(runtime.ids().is_empty(), "{:?}", runtime.calls());
+    assert!(
+        table.known_revision(&key).is_none(),
+        "the table has an entry for the deleted revision again"
+    );
+    assert!(table.revisions().is_empty());
+    run.abort();
+}
