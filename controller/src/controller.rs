@@ -5,8 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use paas_api::{Configuration, Object, Revision, Route, Service};
-use paas_gateway::RevisionKey;
+use paas_api::{Configuration, Object, Revision, RevisionKey, Route, Service};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
@@ -290,13 +289,13 @@ mod tests {
     use paas_autoscaler::{Autoscaler, AutoscalerConfig};
     use paas_eventing::dispatcher::Dispatchers;
     use paas_eventing::log::{EmbeddedLog, Retention};
+    use paas_eventing::sources::kafka_clusters::SourceClusters;
     use paas_eventing::transport::HttpTransport;
     use paas_eventing::EventLog;
     use paas_gateway::RoutingTable;
     use paas_runtime::process::ProcessRuntime;
 
     use super::*;
-    use crate::clusters::SourceClusters;
     use crate::fleet::Fleet;
     use crate::store::{SqliteStore, Store};
 

@@ -26,8 +26,3 @@ pub use limits::GatewayLimits;
 pub use pool::ConnectError;
 pub use route_table::{Route, RoutingTable, WeightedRevision};
 pub use server::{BoundGateway, Gateway};
-
-/// api's, re-exported only until the last controller lines naming it through the
-/// gateway (controller.rs, reconcile/) import it from `paas_api`, as everything else does.
-#[doc(hidden)]
-pub use paas_api::RevisionKey;

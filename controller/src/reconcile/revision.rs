@@ -7,9 +7,8 @@
 use std::time::Duration;
 
 use paas_api::condition::ConditionStatus;
-use paas_api::{Configuration, Object, Revision, Route};
+use paas_api::{Configuration, Object, Revision, RevisionKey, Route};
 use paas_autoscaler::ScalingSpec;
-use paas_gateway::RevisionKey;
 use paas_runtime::probe::ReadinessCheck;
 use paas_runtime::ReplicaSpec;
 

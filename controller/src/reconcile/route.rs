@@ -11,9 +11,9 @@ use paas_api::eventing::Broker;
 use paas_api::keys;
 use paas_api::serving::{service_url, Addressable, TrafficTarget};
 use paas_api::serving::{CanaryPhase, RouteStatus};
-use paas_api::{Configuration, Object, Revision, Route};
+use paas_api::{Configuration, Object, Revision, RevisionKey, Route};
 use paas_eventing::cloudevent::{CloudEvent, Data};
-use paas_gateway::{RevisionKey, WeightedRevision};
+use paas_gateway::WeightedRevision;
 
 use super::{canary, gc, rollout, Action, Context, Result};
 use crate::store::StoreExt;

@@ -2,7 +2,7 @@
 //! what runs.
 
 use paas_api::keys;
-use paas_gateway::RevisionKey;
+use paas_api::RevisionKey;
 
 use super::*;
 use crate::fake_runtime::Call;

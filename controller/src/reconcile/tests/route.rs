@@ -2,7 +2,7 @@
 //! revision, gradual rollouts, canaries), and the gateway's routing table.
 
 use paas_api::serving::CanaryPhase;
-use paas_gateway::RevisionKey;
+use paas_api::RevisionKey;
 
 use super::*;
 
