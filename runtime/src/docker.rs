@@ -31,6 +31,17 @@ pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 /// the call (10 s at most today), so this stays well above any grace.
 const CALL_TIMEOUT_SECS: u64 = 120;
 
+/// Docker's container statuses but `created`: a prepared container (created ahead of
+/// a start, see `prepare`) is not a replica until it starts.
+const REPLICA_STATUSES: [&str; 6] = [
+    "restarting",
+    "running",
+    "removing",
+    "paused",
+    "exited",
+    "dead",
+];
+
 /// What the Docker Engine refused or could not do, worded for the person who has to
 /// fix it. Callers see it as [`Error::Backend`]: the shared error type says nothing
 /// Docker-specific.
@@ -294,10 +305,25 @@ impl DockerRuntime {
 
     /// Every container of this installation, prepared ones included.
     async fn list_raw(&self) -> Result<Vec<ContainerSummary>> {
-        let filters = HashMap::from([(
+        self.list_where(self.filters(&[])).await
+    }
+
+    /// The label filter of this installation, and `status` if given (any of them).
+    fn filters(&self, status: &[&str]) -> HashMap<&'static str, Vec<String>> {
+        let mut filters = HashMap::from([(
             "label",
             vec![format!("{}={}", labels::INSTANCE, self.instance)],
         )]);
+        if !status.is_empty() {
+            filters.insert("status", status.iter().map(|s| (*s).to_owned()).collect());
+        }
+        filters
+    }
+
+    async fn list_where(
+        &self,
+        filters: HashMap<&'static str, Vec<String>>,
+    ) -> Result<Vec<ContainerSummary>> {
         let options = ListContainersOptionsBuilder::new()
             .all(true)
             .filters(&filters)
@@ -489,11 +515,11 @@ impl Runtime for DockerRuntime {
     }
 
     async fn list(&self) -> Result<Vec<Replica>> {
-        let all = self.list_raw().await?;
-        Ok(all
+        // Asked every second: the engine leaves the prepared containers out rather
+        // than sending them to be dropped here (`list_raw` finds them when needed).
+        let replicas = self.list_where(self.filters(&REPLICA_STATUSES)).await?;
+        Ok(replicas
             .into_iter()
-            // Prepared containers are not replicas until they start.
-            .filter(|c| c.state != Some(ContainerSummaryStateEnum::CREATED))
             .filter_map(|c| {
                 let state = match c.state {
                     Some(ContainerSummaryStateEnum::RUNNING) => ReplicaState::Running,
@@ -856,6 +882,47 @@ mod tests {
         rt.discard_prepared(&[]).await.unwrap();
         assert_eq!(inst.containers(Some("created")), Vec::<String>::new());
         assert_eq!(inst.containers(None), vec![r.id.clone()]);
+    }
+
+    #[test]
+    fn replicas_are_listed_in_every_status_but_created() {
+        use ContainerSummaryStateEnum as S;
+        for status in [
+            S::RUNNING,
+            S::PAUSED,
+            S::RESTARTING,
+            S::EXITED,
+            S::REMOVING,
+            S::DEAD,
+        ] {
+            assert!(
+                REPLICA_STATUSES.contains(&status.to_string().as_str()),
+                "{status}"
+            );
+        }
+        assert!(!REPLICA_STATUSES.contains(&S::CREATED.to_string().as_str()));
+    }
+
+    #[tokio::test]
+    async fn the_engine_leaves_prepared_containers_out_of_the_replicas_it_lists() {
+        let inst = Installation::new();
+        let rt = inst.connect().await;
+        let prepared = hello(&[]);
+        rt.prepare(&prepared).await.unwrap();
+        let running = rt.start(&hello(&[])).await.unwrap();
+        let created = inst.containers(Some("created"));
+        assert_eq!(created.len(), 1, "{created:?}");
+        // Asked of the engine, not dropped afterwards.
+        let answered = rt.list_where(rt.filters(&REPLICA_STATUSES)).await.unwrap();
+        let ids: Vec<_> = answered.iter().filter_map(|c| c.id.clone()).collect();
+        assert_eq!(ids, std::slice::from_ref(&running.id));
+        let listed = rt.list().await.unwrap();
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(listed[0].id, running.id);
+        assert_eq!(listed[0].state, ReplicaState::Running);
+        // The prepared one is still there for the start that needs it.
+        let all = rt.list_raw().await.unwrap();
+        assert!(all.iter().any(|c| c.id.as_ref() == Some(&created[0])));
     }
 
     #[tokio::test]
