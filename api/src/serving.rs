@@ -367,16 +367,6 @@ impl Revision {
             .get(crate::keys::CONFIGURATION_LABEL)
             .map(String::as_str)
     }
-
-    /// An integer annotation such as `autoscaling.knative.dev/min-scale`.
-    pub fn annotation_u32(&self, key: &str) -> Option<u32> {
-        self.metadata.annotations.get(key)?.trim().parse().ok()
-    }
-
-    /// How many replicas this revision keeps running until autoscaling decides otherwise.
-    pub fn min_scale(&self) -> u32 {
-        self.annotation_u32(crate::keys::MIN_SCALE).unwrap_or(1)
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
