@@ -85,6 +85,9 @@ pub async fn reconcile(source: &PingSource, ctx: &Context) -> Result<Action> {
     finish(source, status, problem, ctx, now).await
 }
 
+/// How often a status write is tried again when the source's clock wrote in between.
+const CLAIM_RACE_ATTEMPTS: u32 = 5;
+
 async fn finish(
     source: &PingSource,
     mut status: paas_api::sources::PingSourceStatus,
@@ -97,18 +100,26 @@ async fn finish(
     }
     let retry = set_ready(&mut status.conditions, problem, now);
     if status != source.status {
-        let mut next = source.clone();
-        // The clock may have claimed a tick since this copy was read: keep its claim.
-        if let Some(latest) = ctx
-            .store
-            .get::<PingSource>(source.namespace(), source.name())
-            .await?
-        {
-            status.last_tick_time = latest.status.last_tick_time;
-            next.metadata.resource_version = latest.metadata.resource_version;
+        // The clock may claim a tick at any moment, also between the read and the
+        // write below: keep its claim, and on a conflict read it again (as the clock
+        // does on its side) rather than fail the reconcile over a write of our own.
+        for attempt in 1..=CLAIM_RACE_ATTEMPTS {
+            let mut next = source.clone();
+            if let Some(latest) = ctx
+                .store
+                .get::<PingSource>(source.namespace(), source.name())
+                .await?
+            {
+                status.last_tick_time = latest.status.last_tick_time;
+                next.metadata.resource_version = latest.metadata.resource_version;
+            }
+            next.status = status.clone();
+            match ctx.store.update_status(&next).await {
+                Ok(_) => break,
+                Err(StoreError::Conflict { .. }) if attempt < CLAIM_RACE_ATTEMPTS => continue,
+                Err(e) => return Err(e.into()),
+            }
         }
-        next.status = status;
-        ctx.store.update_status(&next).await?;
     }
     Ok(retry.map_or(Action::Done, Action::RequeueAfter))
 }

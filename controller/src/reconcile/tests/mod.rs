@@ -42,7 +42,7 @@ use crate::changed::Changed;
 use crate::fake_runtime::FakeRuntime;
 use crate::fleet::Fleet;
 use crate::kinds::{self, BoxFuture, Reconciled, Visitor};
-use crate::store::{ObjectKey, SqliteStore, StoreExt};
+use crate::store::{ObjectKey, SqliteStore, Store, StoreExt};
 
 /// The instant every test starts at: 2027-01-15T08:00:00Z, a Friday.
 const START: i64 = 1_800_000_000;
@@ -76,8 +76,17 @@ impl Fixture {
     }
 
     pub(crate) fn keeping(keep_revisions: usize) -> Self {
+        Self::build(keep_revisions, Arc::new(SqliteStore::in_memory().unwrap()))
+    }
+
+    /// Over a store of the test's own (one wrapping an in-memory store, say, to
+    /// write in between two of a reconciler's calls).
+    pub(crate) fn with_store(store: Arc<dyn Store>) -> Self {
+        Self::build(20, store)
+    }
+
+    fn build(keep_revisions: usize, store: Arc<dyn Store>) -> Self {
         NOW.with(|n| n.set(instant(0)));
-        let store = Arc::new(SqliteStore::in_memory().unwrap());
         let runtime = Arc::new(FakeRuntime::default());
         let table = RoutingTable::new();
         let fleet = Fleet::new(runtime.clone(), table.clone(), Arc::new(Changed::default()));

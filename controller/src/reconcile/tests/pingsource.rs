@@ -163,3 +163,85 @@ async fn a_reconcile_keeps_the_tick_its_clock_claimed_meanwhile() {
     );
     assert_eq!(after.status.last_tick_time, claimed, "the claim is kept");
 }
+
+/// A store whose first status write of a PingSource finds that the source's clock
+/// claimed a tick just before it: the write a reconciler prepared from its read is
+/// then stale, as it is when the clock fires between that read and write.
+#[derive(Debug)]
+struct ClockClaimsFirst {
+    inner: Arc<dyn Store>,
+    claimed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Store for ClockClaimsFirst {
+    async fn get_raw(&self, key: &ObjectKey) -> crate::store::Result<Option<serde_json::Value>> {
+        self.inner.get_raw(key).await
+    }
+    async fn list_raw(
+        &self,
+        kind: &'static str,
+        namespace: Option<&str>,
+    ) -> crate::store::Result<Vec<serde_json::Value>> {
+        self.inner.list_raw(kind, namespace).await
+    }
+    async fn create_raw(
+        &self,
+        key: &ObjectKey,
+        object: serde_json::Value,
+    ) -> crate::store::Result<serde_json::Value> {
+        self.inner.create_raw(key, object).await
+    }
+    async fn update_raw(
+        &self,
+        key: &ObjectKey,
+        object: serde_json::Value,
+        status_only: bool,
+    ) -> crate::store::Result<serde_json::Value> {
+        use paas_eventing::sources::ping_clock::TickLedger;
+        let first = !self.claimed.swap(true, std::sync::atomic::Ordering::SeqCst);
+        if status_only && key.kind == PingSource::KIND && first {
+            let tick = instant(0);
+            assert!(self
+                .inner
+                .claim(&key.namespace, &key.name, tick)
+                .await
+                .unwrap());
+        }
+        self.inner.update_raw(key, object, status_only).await
+    }
+    async fn delete_raw(&self, key: &ObjectKey) -> crate::store::Result<bool> {
+        self.inner.delete_raw(key).await
+    }
+    fn watch(&self) -> tokio::sync::broadcast::Receiver<crate::store::WatchEvent> {
+        self.inner.watch()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_status_write_the_clock_raced_is_written_again_keeping_the_claim() {
+    let store = Arc::new(ClockClaimsFirst {
+        inner: Arc::new(SqliteStore::in_memory().unwrap()),
+        claimed: std::sync::atomic::AtomicBool::new(true),
+    });
+    let f = Fixture::with_store(store.clone());
+    // No sink: the reconciler writes a status (SinkUnresolved) and starts no clock.
+    f.apply(&ping("* * * * *", "UTC")).await;
+    store
+        .claimed
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        f.reconcile::<PingSource>("ping").await,
+        Action::RequeueAfter(std::time::Duration::from_secs(2))
+    );
+    let after: PingSource = f.get("ping").await;
+    assert_eq!(
+        condition(&after.status.conditions, "Ready").1,
+        "SinkUnresolved"
+    );
+    assert_eq!(
+        after.status.last_tick_time,
+        Some(instant(0)),
+        "the clock's claim is kept"
+    );
+}
