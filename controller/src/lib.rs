@@ -2,10 +2,6 @@
 //! revisions and routes, the fleet that keeps replicas at their counts, and the REST API.
 
 pub mod changed;
-/// Where KafkaSources' cluster connections were, for the lines still naming this path
-/// (controller.rs's tests) until they import `paas_eventing::sources::kafka_clusters`.
-#[doc(hidden)]
-pub use paas_eventing::sources::kafka_clusters as clusters;
 pub mod collector;
 pub mod controller;
 pub mod crash_backoff;
